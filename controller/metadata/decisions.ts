@@ -43,6 +43,7 @@ export function planCreateTopic(
   defaults: TopicDefaults,
   topicId: string,
   timeMs: number,
+  isAlive: (brokerId: number) => boolean = () => true,
 ): CreateTopicRecord {
   validateTopicName(request.name);
   if (image.topics.has(request.name)) throw new TributaryError('TOPIC_ALREADY_EXISTS', `topic ${request.name} already exists`);
@@ -59,7 +60,9 @@ export function planCreateTopic(
     }
     replicationFactor = fromConfig;
   }
-  const live = liveBrokerIds(image);
+  // Unfenced in the image AND alive now: a broker whose session just ran out but is not fenced
+  // yet must not become a new partition's leader.
+  const live = liveBrokerIds(image).filter(isAlive);
   if (!Number.isInteger(replicationFactor) || replicationFactor < 1) {
     throw new TributaryError('INVALID_REPLICATION_FACTOR', `replication factor must be at least 1, got ${replicationFactor}`);
   }
@@ -73,7 +76,7 @@ export function planCreateTopic(
   }
   if (configs['min.insync.replicas'] === undefined && defaults.configs['min.insync.replicas'] !== undefined) {
     // Pin the default in effect at creation, so describe shows what the topic really requires.
-    configs['min.insync.replicas'] = String(Math.min(minInsync, replicationFactor));
+    configs['min.insync.replicas'] = String(minInsync);
   }
 
   // Round-robin from a start that moves with the number of partitions already in the cluster, so
@@ -138,7 +141,7 @@ export function electLeader(p: PartitionImage, liveness: LivenessView, options: 
   const bestLeoOfAll = Math.max(-1, ...p.replicas.map((id) => reportedLeo(liveness, id, p)));
   const clean = mostComplete(p, isrCandidates, liveness);
   if (clean !== undefined) {
-    const lag = Math.max(0, bestLeoOfAll - reportedLeo(liveness, clean, p));
+    const lag = Math.max(0, bestLeoOfAll - Math.max(0, reportedLeo(liveness, clean, p)));
     return { leader: clean, trigger: options.trigger, lagAtPromotion: lag, recordsLost: 0 };
   }
   if (!options.uncleanAllowed) return undefined;

@@ -201,11 +201,29 @@ export function applyRecord(image: MetadataImage, record: MetadataRecord, index:
     }
 
     case 'AllocateProducerIds': {
+      if (!Number.isSafeInteger(record.count) || record.count < 1) throw new MetadataApplyError(index, record, `count ${record.count} must be a positive integer`);
       if (record.firstProducerId !== image.nextProducerId) {
         throw new MetadataApplyError(index, record, `block starts at ${record.firstProducerId}, next free is ${image.nextProducerId}`);
       }
       return { ...base, nextProducerId: record.firstProducerId + record.count };
     }
+  }
+}
+
+/**
+ * Fold a committed record, or skip it when it contradicts the image. A committed record cannot be
+ * taken back, and every node folds the same log the same way, so each node skips the same record
+ * and they stay identical; throwing instead would stop every controller at once. Validation before
+ * proposing makes this a should-never-happen path; `onSkip` logs it loudly.
+ */
+export function applyRecordOrSkip(image: MetadataImage, record: MetadataRecord, index: number, onSkip: (error: MetadataApplyError) => void): MetadataImage {
+  if (index <= image.appliedIndex) throw new MetadataApplyError(index, record, `already applied up to ${image.appliedIndex}`);
+  try {
+    return applyRecord(image, record, index);
+  } catch (error) {
+    if (!(error instanceof MetadataApplyError)) throw error;
+    onSkip(error);
+    return { ...image, appliedIndex: index };
   }
 }
 
