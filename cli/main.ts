@@ -8,6 +8,8 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { TributaryError } from '../protocol/errors.js';
+import { clusterCommand } from './commands/cluster.js';
+import { controllerCommand } from './commands/controller.js';
 import { dumpLogCommand } from './commands/dump-log.js';
 import { UsageError } from './usage-error.js';
 
@@ -23,6 +25,8 @@ export async function main(argv: string[]): Promise<void> {
   const parser = yargs(argv)
     .scriptName('tributary')
     .usage('$0 <command> [options]\n\nA partitioned, replicated message broker.')
+    .command(controllerCommand)
+    .command(clusterCommand)
     .command(dumpLogCommand)
     .demandCommand(1, 'name a command (see --help)')
     .recommendCommands()

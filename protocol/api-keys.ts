@@ -19,10 +19,16 @@ export const ApiKey = {
   DescribeConfigs: 32,
   ElectLeaders: 43,
   IncrementalAlterConfigs: 44,
+  DescribeQuorum: 55,
   AlterPartition: 56,
   DescribeCluster: 60,
   BrokerRegistration: 62,
   BrokerHeartbeat: 63,
+  AllocateProducerIds: 67,
+  // Ours (Kafka will not reach 1000).
+  RaftMessages: 1000,
+  FetchMetadata: 1001,
+  DescribeFailovers: 1002,
 } as const;
 
 export type ApiName = keyof typeof ApiKey;

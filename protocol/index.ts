@@ -15,6 +15,7 @@
  * validates.
  */
 import { ApiKey, type ApiDefinition, type ApiKeyNumber, type ApiName, type VersionRange } from './api-keys.js';
+import { AllocateProducerIdsApi } from './apis/allocate-producer-ids.js';
 import { AlterPartitionApi } from './apis/alter-partition.js';
 import { ApiVersionsApi } from './apis/api-versions.js';
 import { BrokerHeartbeatApi } from './apis/broker-heartbeat.js';
@@ -23,14 +24,18 @@ import { CreateTopicsApi } from './apis/create-topics.js';
 import { DeleteTopicsApi } from './apis/delete-topics.js';
 import { DescribeClusterApi } from './apis/describe-cluster.js';
 import { DescribeConfigsApi } from './apis/describe-configs.js';
+import { DescribeFailoversApi } from './apis/describe-failovers.js';
+import { DescribeQuorumApi } from './apis/describe-quorum.js';
 import { ElectLeadersApi } from './apis/elect-leaders.js';
 import { FetchApi } from './apis/fetch.js';
+import { FetchMetadataApi } from './apis/fetch-metadata.js';
 import { IncrementalAlterConfigsApi } from './apis/incremental-alter-configs.js';
 import { InitProducerIdApi } from './apis/init-producer-id.js';
 import { ListOffsetsApi } from './apis/list-offsets.js';
 import { MetadataApi } from './apis/metadata.js';
 import { OffsetForLeaderEpochApi } from './apis/offset-for-leader-epoch.js';
 import { ProduceApi } from './apis/produce.js';
+import { RaftMessagesApi } from './apis/raft-messages.js';
 import { TributaryError, type ErrorName } from './errors.js';
 import { RequestSlot, ResponseSlot, packFrame, resolveLimits, unpackFrame, type ProtocolLimits } from './frame.js';
 import { int16, int32, isInvalid, optional, string, validationMessage, type Infer, type Schema } from './schema.js';
@@ -39,6 +44,7 @@ export * from './api-keys.js';
 export * from './errors.js';
 export { DEFAULT_PROTOCOL_LIMITS, resolveLimits, type ProtocolLimits } from './frame.js';
 export type { Infer, Schema, SchemaInfo } from './schema.js';
+export type { AllocateProducerIdsRequest, AllocateProducerIdsResponse } from './apis/allocate-producer-ids.js';
 export type { AlterPartitionRequest, AlterPartitionResponse } from './apis/alter-partition.js';
 export type { ApiVersionsRequest, ApiVersionsResponse } from './apis/api-versions.js';
 export type { BrokerHeartbeatRequest, BrokerHeartbeatResponse } from './apis/broker-heartbeat.js';
@@ -47,8 +53,11 @@ export type { CreateTopicsRequest, CreateTopicsResponse } from './apis/create-to
 export type { DeleteTopicsRequest, DeleteTopicsResponse } from './apis/delete-topics.js';
 export type { DescribeClusterRequest, DescribeClusterResponse } from './apis/describe-cluster.js';
 export { ConfigResourceType, ConfigSource, type DescribeConfigsRequest, type DescribeConfigsResponse } from './apis/describe-configs.js';
+export type { DescribeFailoversRequest, DescribeFailoversResponse } from './apis/describe-failovers.js';
+export type { DescribeQuorumRequest, DescribeQuorumResponse } from './apis/describe-quorum.js';
 export { ElectionType, type ElectLeadersRequest, type ElectLeadersResponse } from './apis/elect-leaders.js';
 export type { FetchRequest, FetchResponse } from './apis/fetch.js';
+export type { FetchMetadataRequest, FetchMetadataResponse } from './apis/fetch-metadata.js';
 export {
   ConfigOperation,
   type IncrementalAlterConfigsRequest,
@@ -59,6 +68,7 @@ export { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type ListOffsetsRequest, type Lis
 export type { MetadataRequest, MetadataResponse } from './apis/metadata.js';
 export type { OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse } from './apis/offset-for-leader-epoch.js';
 export type { ProduceRequest, ProduceResponse } from './apis/produce.js';
+export type { RaftMessagesRequest, RaftMessagesResponse, WireRaftMessage } from './apis/raft-messages.js';
 
 /** Every API this build speaks. Adding an API: one file in apis/, one line here. */
 export const API_DEFINITIONS = [
@@ -78,6 +88,11 @@ export const API_DEFINITIONS = [
   DescribeClusterApi,
   BrokerRegistrationApi,
   BrokerHeartbeatApi,
+  DescribeQuorumApi,
+  AllocateProducerIdsApi,
+  RaftMessagesApi,
+  FetchMetadataApi,
+  DescribeFailoversApi,
 ] as const;
 
 type AnyApi = (typeof API_DEFINITIONS)[number];

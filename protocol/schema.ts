@@ -37,7 +37,8 @@ export type SchemaInfo =
   | { readonly kind: 'nullable'; readonly inner: Schema<unknown> }
   | { readonly kind: 'optional'; readonly inner: Schema<unknown> }
   | { readonly kind: 'array'; readonly item: Schema<unknown>; readonly maxItems: number }
-  | { readonly kind: 'struct'; readonly fields: ReadonlyArray<readonly [string, Schema<unknown>]> };
+  | { readonly kind: 'struct'; readonly fields: ReadonlyArray<readonly [string, Schema<unknown>]> }
+  | { readonly kind: 'variant'; readonly tagKey: string; readonly cases: ReadonlyArray<readonly [string, Schema<unknown>]> };
 
 export type Literal = string | number | boolean;
 
@@ -342,6 +343,81 @@ export function struct<F extends Fields>(fields: F): Schema<StructOf<F>> {
       const source = value as Record<string, unknown>;
       const out = new Array<unknown>(count);
       for (let i = 0; i < count; i++) out[i] = (schemas[i] as Schema<unknown>).encode(source[names[i] as string]);
+      return out;
+    },
+  });
+}
+
+type Cases = { readonly [tag: string]: Schema<object> };
+export type VariantOf<Tag extends string, C extends Cases> = {
+  [K in keyof C & string]: Simplify<{ -readonly [P in Tag]: K } & Infer<C[K]>>;
+}[keyof C & string];
+
+interface VariantCase {
+  readonly names: readonly string[];
+  readonly schemas: ReadonlyArray<Schema<unknown>>;
+  readonly shapeText: string;
+}
+
+/**
+ * A tagged union of structs: `variant('type', { Vote: struct({...}), VoteResp: struct({...}) })`
+ * is `{ type: 'Vote', ... } | { type: 'VoteResp', ... }`. On the wire a value is ONE array, the
+ * tag first and then its struct's fields in declaration order (`['Vote', from, to, term, ...]`),
+ * so a union costs no more than a struct. The tag names the case, so adding a case is
+ * compatible; changing a case's fields is not (golden frames catch it).
+ */
+export function variant<const Tag extends string, C extends Cases>(tagKey: Tag, cases: C): Schema<VariantOf<Tag, C>> {
+  const table = new Map<string, VariantCase>();
+  const entries = Object.entries(cases) as Array<[string, Schema<unknown>]>;
+  for (const [tag, schema] of entries) {
+    const info = schema.info;
+    if (info.kind !== 'struct') throw new RangeError(`variant ${tag}: each case must be a struct`);
+    const names = info.fields.map(([name]) => name);
+    if (names.includes(tagKey)) throw new RangeError(`variant ${tag}: a case may not declare the tag field ${tagKey}`);
+    table.set(tag, {
+      names,
+      schemas: info.fields.map(([, field]) => field),
+      shapeText: `expected an array of ${names.length + 1} fields [${[tagKey, ...names].join(', ')}]`,
+    });
+  }
+  if (table.size === 0) throw new RangeError('variant: at least one case');
+  const tagsText = `expected one of ${[...table.keys()].map((t) => JSON.stringify(t)).join(', ')}`;
+  return make<VariantOf<Tag, C>>({
+    info: { kind: 'variant', tagKey, cases: entries },
+    encodeIsIdentity: false,
+    decode(wire) {
+      if (!Array.isArray(wire) || wire.length === 0) return fail(`expected an array [${tagKey}, ...fields], got ${describe(wire)}`);
+      const tag: unknown = wire[0];
+      const entry = typeof tag === 'string' ? table.get(tag) : undefined;
+      if (entry === undefined) {
+        fail(`${tagsText}, got ${describe(tag)}`);
+        failure.segments.push(tagKey);
+        return INVALID;
+      }
+      const { names, schemas } = entry;
+      const count = names.length;
+      if (wire.length !== count + 1) return fail(`${entry.shapeText}, got ${describe(wire)}`);
+      const out: Record<string, unknown> = { [tagKey]: tag };
+      for (let i = 0; i < count; i++) {
+        const decoded = (schemas[i] as Schema<unknown>).decode(wire[i + 1]);
+        if (isInvalid(decoded)) {
+          failure.segments.push(names[i] as string);
+          return INVALID;
+        }
+        if (decoded !== undefined) out[names[i] as string] = decoded;
+      }
+      // The tag selected the case and every field was checked against it.
+      return out as VariantOf<Tag, C>;
+    },
+    encode(value: VariantOf<Tag, C>) {
+      const source = value as Record<string, unknown>;
+      const tag = source[tagKey] as string;
+      const entry = table.get(tag);
+      if (entry === undefined) throw new Error(`assertion: variant tag ${String(tag)} is not one of this schema's cases`);
+      const count = entry.names.length;
+      const out = new Array<unknown>(count + 1);
+      out[0] = tag;
+      for (let i = 0; i < count; i++) out[i + 1] = (entry.schemas[i] as Schema<unknown>).encode(source[entry.names[i] as string]);
       return out;
     },
   });

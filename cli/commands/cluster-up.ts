@@ -108,11 +108,17 @@ export async function clusterUp(options: ClusterUpOptions): Promise<void> {
       children.push(spawnChild(`broker-${i}`, ['broker', '--id', String(i), '--listen', `127.0.0.1:${port}`, '--controllers', voters, '--data', dir], `http://127.0.0.1:${port}/healthz`));
     }
   }
+  // A child that dies is reported, not avenged: a local cluster is where people try failover,
+  // so the others keep running. When every child is gone, so are we.
+  let running = children.length;
   for (const c of children) {
     c.process.once('exit', (code, signal) => {
-      if (!stopping) {
-        process.stderr.write(`tributary: ${c.name} exited (${signal ?? `code ${code}`}); stopping the cluster\n`);
-        void stopAll().then(() => process.exit(1));
+      running--;
+      if (stopping) return;
+      process.stderr.write(`tributary: ${c.name} exited (${signal ?? `code ${code}`}); the rest of the cluster keeps running\n`);
+      if (running === 0) {
+        process.stderr.write('tributary: every process of the cluster has exited\n');
+        process.exit(1);
       }
     });
   }

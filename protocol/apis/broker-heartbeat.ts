@@ -15,6 +15,11 @@ function schemas(limits: ProtocolLimits) {
     /** The sender's clock when sent, for the controller's diagnostics only; never compared across hosts. */
     sentAtMs: optional(int64),
     wantShutDown: bool,
+    /**
+     * Index of the last metadata record this broker has applied. The controller unfences a
+     * broker only once this has caught up past its registration (its broker epoch).
+     */
+    metadataOffset: int64,
     replicas: array(
       struct({
         topic: string({ maxBytes: limits.nameBytesMax }),

@@ -49,6 +49,10 @@ export function arbitraryFor(schema: Schema<unknown>): fc.Arbitrary<unknown> {
       // Optional fields are absent (key left out) or present, as decode produces them.
       return fc.record(model, { requiredKeys, noNullPrototype: true });
     }
+    case 'variant': {
+      const { tagKey } = info;
+      return fc.oneof(...info.cases.map(([tag, schema]) => arbitraryFor(schema).map((value) => ({ [tagKey]: tag, ...(value as object) }))));
+    }
   }
 }
 
@@ -91,6 +95,12 @@ export function wrongValuesFor(schema: Schema<unknown>): unknown[] {
     }
     case 'struct':
       return [7, 'x', null, new Array(info.fields.length + 1).fill(0)];
+    case 'variant': {
+      // A known tag with one field too many: wrong at the variant itself, not at its tag.
+      const [tag, first] = info.cases[0] as readonly [string, Schema<unknown>];
+      const fieldCount = first.info.kind === 'struct' ? first.info.fields.length : 0;
+      return [7, 'x', null, [], [tag, ...new Array(fieldCount + 1).fill(0)]];
+    }
   }
 }
 
@@ -106,6 +116,14 @@ export function mutationSites(schema: Schema<unknown>, wire: unknown, indexes: n
     info.fields.forEach(([name, field], i) =>
       sites.push(...mutationSites(field, wire[i], [...indexes, i], path === '' ? name : `${path}.${name}`)),
     );
+  } else if (info.kind === 'variant' && Array.isArray(wire)) {
+    // [tag, ...fields of the tag's struct]
+    const join = (name: string) => (path === '' ? name : `${path}.${name}`);
+    sites.push({ indexes: [...indexes, 0], path: join(info.tagKey), wrongValues: ['nope', 999, null] });
+    const struct = info.cases.find(([tag]) => tag === wire[0])?.[1];
+    if (struct !== undefined && struct.info.kind === 'struct') {
+      struct.info.fields.forEach(([name, field], i) => sites.push(...mutationSites(field, wire[i + 1], [...indexes, i + 1], join(name))));
+    }
   }
   return sites;
 }

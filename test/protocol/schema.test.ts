@@ -15,6 +15,7 @@ import {
   string,
   struct,
   validate,
+  variant,
   type Infer,
 } from '../../protocol/schema.js';
 
@@ -135,4 +136,33 @@ test('literal, bool, nullable, optional', () => {
 test('error messages never echo long user strings', () => {
   const error = errorOf(() => validate(int32, 'x'.repeat(10_000)));
   assert.ok(error.message.length < 200);
+});
+
+test('variant: one array, tag first, decoded to a tagged object', () => {
+  const message = variant('type', {
+    Vote: struct({ term: int32, lastLogIndex: int64 }),
+    VoteResp: struct({ term: int32, granted: bool, note: optional(string({ maxBytes: 8 })) }),
+  });
+  type Message = Infer<typeof message>;
+  const vote: Message = { type: 'Vote', term: 3, lastLogIndex: 2 ** 40 };
+  const resp: Message = { type: 'VoteResp', term: 3, granted: true };
+  assert.deepEqual(message.encode(vote), ['Vote', 3, 2n ** 40n]);
+  assert.deepEqual(message.encode(resp), ['VoteResp', 3, true, null]);
+  assert.deepEqual(validate(message, ['Vote', 3, 2 ** 40]), vote);
+  assert.deepEqual(validate(message, ['VoteResp', 3, true, null]), resp);
+  assert.deepEqual(validate(message, ['VoteResp', 3, true, 'hi']), { ...resp, note: 'hi' });
+  const list = array(message, { maxItems: 4 });
+  assert.equal(
+    errorOf(() => validate(list, [['Vote', 1, 1], ['Nope', 1]])).message,
+    'INVALID_REQUEST: [1].type: expected one of "Vote", "VoteResp", got the string "Nope"',
+  );
+  assert.equal(
+    errorOf(() => validate(list, [['VoteResp', 1, 'yes', null]])).message,
+    'INVALID_REQUEST: [0].granted: expected a boolean, got the string "yes"',
+  );
+  assert.match(errorOf(() => validate(message, ['Vote', 1])).message, /^INVALID_REQUEST: \(root\): expected an array of 3 fields \[type, term, lastLogIndex\]/);
+  assert.match(errorOf(() => validate(message, [])).message, /^INVALID_REQUEST: \(root\): expected an array \[type, \.\.\.fields\]/);
+  assert.match(errorOf(() => validate(message, [['__proto__']])).message, /^INVALID_REQUEST: type: /);
+  assert.throws(() => variant('type', { A: struct({ type: int32 }) }), RangeError);
+  assert.throws(() => variant('type', { A: int32 as never }), RangeError);
 });
