@@ -8,6 +8,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { TributaryError } from '../protocol/errors.js';
+import { brokerCommand } from './commands/broker.js';
 import { clusterCommand } from './commands/cluster.js';
 import { controllerCommand } from './commands/controller.js';
 import { dumpLogCommand } from './commands/dump-log.js';
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('tributary')
     .usage('$0 <command> [options]\n\nA partitioned, replicated message broker.')
     .command(controllerCommand)
+    .command(brokerCommand)
     .command(clusterCommand)
     .command(dumpLogCommand)
     .demandCommand(1, 'name a command (see --help)')

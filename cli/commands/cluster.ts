@@ -144,7 +144,7 @@ const upCommand: CommandModule<object, UpArgs> = {
       .option('data', { type: 'string', default: './data', describe: 'data directory (reused across runs)' })
       .option('base-port', { type: 'number', default: 9092, describe: 'broker 1 listens here, controller 1 on the next port, and so on' }) as never,
   handler: async (args) => {
-    await clusterUp({ controllers: args.controllers, brokers: args.brokers, data: args.data, basePort: args.basePort, brokerCommandAvailable: false });
+    await clusterUp({ controllers: args.controllers, brokers: args.brokers, data: args.data, basePort: args.basePort, brokerCommandAvailable: true });
   },
 };
 

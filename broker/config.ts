@@ -1,0 +1,74 @@
+/**
+ * A broker's configuration: Kafka-style properties file and/or flags (flags win). Names are
+ * Kafka's (the contract's list); defaults favour failover in about a second.
+ */
+import { ConfigFileError, intOption, parseHostPort, parseVoters, readPropertiesFile } from '../common/properties.js';
+
+export interface BrokerConfig {
+  brokerId: number;
+  listen: { host: string; port: number };
+  /** The URL clients and other brokers use; defaults to ws://listen. */
+  advertisedUrl: string;
+  controllers: Map<number, { host: string; port: number }>;
+  dataDir: string;
+  /** Kafka's replica.lag.time.max.ms (the seeds: 10 s). */
+  replicaLagTimeMaxMs: number;
+  heartbeatIntervalMs: number;
+  /** How long a follower's fetch waits at the leader for new records. */
+  replicaFetchWaitMaxMs: number;
+  replicaFetchMaxBytes: number;
+  /** Defaults for topics that do not set them (min.insync.replicas, segment.bytes, ...). */
+  topicDefaults: Record<string, string>;
+  /** Waiting acks=all produce requests per partition, and fetches parked in long polls. */
+  producePurgatoryMax: number;
+  fetchPurgatoryMax: number;
+  /** The ISR check and retention run this often. */
+  isrCheckIntervalMs: number;
+  retentionCheckIntervalMs: number;
+}
+
+export interface BrokerFlags {
+  config?: string | undefined;
+  id?: number | undefined;
+  listen?: string | undefined;
+  controllers?: string | undefined;
+  data?: string | undefined;
+  advertised?: string | undefined;
+}
+
+const TOPIC_DEFAULT_KEYS = ['min.insync.replicas', 'segment.bytes', 'segment.ms', 'retention.ms', 'retention.bytes', 'max.message.bytes', 'flush.messages', 'flush.ms', 'index.interval.bytes', 'unclean.leader.election.enable'];
+
+export function loadBrokerConfig(flags: BrokerFlags): BrokerConfig {
+  const props = flags.config !== undefined ? readPropertiesFile(flags.config) : new Map<string, string>();
+  const brokerId = flags.id ?? intOption(props, 'node.id', -1, 0, 0x7fffffff);
+  if (brokerId < 0) throw new ConfigFileError('broker id missing: pass --id N or set node.id in --config');
+  const listenRaw = flags.listen ?? props.get('listeners');
+  if (listenRaw === undefined) throw new ConfigFileError('listen address missing: pass --listen HOST:PORT or set listeners');
+  const controllersRaw = flags.controllers ?? props.get('controller.quorum.voters');
+  if (controllersRaw === undefined) throw new ConfigFileError('controllers missing: pass --controllers 1@HOST:PORT,... or set controller.quorum.voters');
+  const dataDir = flags.data ?? props.get('log.dirs');
+  if (dataDir === undefined || dataDir === '') throw new ConfigFileError('data directory missing: pass --data DIR or set log.dirs');
+  const listen = parseHostPort(listenRaw, 'listen');
+  const heartbeatIntervalMs = intOption(props, 'broker.heartbeat.interval.ms', 100, 10, 60_000);
+  const topicDefaults: Record<string, string> = {};
+  for (const key of TOPIC_DEFAULT_KEYS) {
+    const v = props.get(key) ?? props.get(`log.${key}`);
+    if (v !== undefined) topicDefaults[key] = v;
+  }
+  return {
+    brokerId,
+    listen,
+    advertisedUrl: flags.advertised ?? props.get('advertised.listeners') ?? `ws://${listen.host}:${listen.port}`,
+    controllers: parseVoters(controllersRaw, 'controllers'),
+    dataDir,
+    replicaLagTimeMaxMs: intOption(props, 'replica.lag.time.max.ms', 10_000, 100, 3_600_000),
+    heartbeatIntervalMs,
+    replicaFetchWaitMaxMs: intOption(props, 'replica.fetch.wait.max.ms', 500, 1, 60_000),
+    replicaFetchMaxBytes: intOption(props, 'replica.fetch.max.bytes', 8 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    topicDefaults,
+    producePurgatoryMax: intOption(props, 'produce.purgatory.max', 100_000, 1),
+    fetchPurgatoryMax: intOption(props, 'fetch.purgatory.max', 10_000, 1),
+    isrCheckIntervalMs: intOption(props, 'replica.isr.check.interval.ms', 100, 10, 60_000),
+    retentionCheckIntervalMs: intOption(props, 'log.retention.check.interval.ms', 60_000, 100),
+  };
+}

@@ -1,0 +1,581 @@
+/**
+ * The broker's partitions: each replica's log and role, reconciled to the metadata image
+ * (create, delete, become leader or follower), and the data path through them — produce,
+ * follower and consumer fetch (long polls woken by appends), ISR maintenance, acks=all waiters.
+ *
+ * Leader-served requests need a valid lease (ControllerLink.hasLease): a broker cut off from the
+ * controllers stops accepting writes and serving reads as leader before any replacement can be
+ * elected (see docs/ARCHITECTURE.md for the timing argument).
+ */
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../common/clock.js';
+import type { Logger } from '../common/logger.js';
+import { ApiKey } from '../protocol/api-keys.js';
+import { ERRORS, TributaryError, type ErrorName } from '../protocol/errors.js';
+import type { FetchRequest, FetchResponse } from '../protocol/apis/fetch.js';
+import type { ProduceRequest, ProduceResponse } from '../protocol/apis/produce.js';
+import type { MetadataImage, PartitionImage } from '../protocol/metadata/image.js';
+import { topicConfigNumber, topicConfigValue } from '../protocol/metadata/topic-config.js';
+import { Log } from './log/log.js';
+import type { LogConfig } from './log/config.js';
+import type { BrokerConfig } from './config.js';
+import type { ControllerLink, ReplicaReport } from './controller-link.js';
+import { LeaderState } from './replication/leader-state.js';
+import { ReplicaFetcher } from './replication/replica-fetcher.js';
+import type { BrokerMetrics } from './metrics.js';
+
+type FetchPartitionResponse = FetchResponse['responses'][number]['partitions'][number];
+type ProducePartitionResponse = ProduceResponse['responses'][number]['partitionResponses'][number];
+
+const LONG_MAX = Number.MAX_SAFE_INTEGER;
+
+export class Partition {
+  readonly key: string;
+  leaderId = -1;
+  leaderEpoch = -1;
+  partitionEpoch = -1;
+  replicas: readonly number[] = [];
+  isr: readonly number[] = [];
+  leaderState: LeaderState | null = null;
+  minInsyncReplicas = 1;
+  private readonly fetchWaiters = new Set<() => void>();
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly log: Log,
+  ) {
+    this.key = `${topic}-${partition}`;
+  }
+
+  get isLeader(): boolean {
+    return this.leaderState !== null;
+  }
+
+  addFetchWaiter(wake: () => void): void {
+    this.fetchWaiters.add(wake);
+  }
+
+  removeFetchWaiter(wake: () => void): void {
+    this.fetchWaiters.delete(wake);
+  }
+
+  get fetchWaiterCount(): number {
+    return this.fetchWaiters.size;
+  }
+
+  /** New records (or a new high watermark): every parked fetch on this partition re-reads. */
+  wakeFetchWaiters(): void {
+    if (this.fetchWaiters.size === 0) return;
+    const waiters = [...this.fetchWaiters];
+    this.fetchWaiters.clear();
+    for (const wake of waiters) wake();
+  }
+}
+
+function logConfigFor(configs: Readonly<Record<string, string>>, defaults: Record<string, string>): Partial<LogConfig> {
+  const n = (key: Parameters<typeof topicConfigNumber>[1]) => topicConfigNumber(configs, key, defaults);
+  const unlimited = (v: number) => (v >= LONG_MAX ? -1 : v);
+  return {
+    segmentBytes: n('segment.bytes'),
+    segmentMs: n('segment.ms'),
+    retentionMs: n('retention.ms'),
+    retentionBytes: n('retention.bytes'),
+    indexIntervalBytes: Math.max(1, n('index.interval.bytes')),
+    flushMessages: unlimited(n('flush.messages')),
+    flushMs: unlimited(n('flush.ms')),
+    maxMessageBytes: n('max.message.bytes'),
+  };
+}
+
+function errorFields(error: unknown): { errorCode: number; errorMessage?: string } {
+  if (error instanceof TributaryError) return { errorCode: error.errorCode, errorMessage: error.message };
+  return { errorCode: ERRORS.UNKNOWN_SERVER_ERROR.code, errorMessage: String(error) };
+}
+
+export class ReplicaManager {
+  readonly partitions = new Map<string, Partition>();
+  private readonly fetchers = new Map<number, ReplicaFetcher>();
+  private orphansScanned = false;
+  private isrTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
+  private producesWaiting = 0;
+  private fetchesWaiting = 0;
+  private closed = false;
+
+  constructor(
+    private readonly config: BrokerConfig,
+    private readonly clock: Clock,
+    private readonly logger: Logger,
+    private readonly link: ControllerLink,
+    private readonly metrics: BrokerMetrics,
+    private readonly connect: (brokerId: number) => string | undefined,
+  ) {}
+
+  start(): void {
+    this.isrTimer = setInterval(() => void this.checkIsr(), this.config.isrCheckIntervalMs);
+    this.retentionTimer = setInterval(() => this.enforceRetention(), this.config.retentionCheckIntervalMs);
+  }
+
+  // --- Reconciling to the image ------------------------------------------------------------
+
+  reconcile(image: MetadataImage): void {
+    if (this.closed) return;
+    const me = this.config.brokerId;
+    const wanted = new Set<string>();
+    for (const topic of image.topics.values()) {
+      for (const p of topic.partitions) {
+        if (!p.replicas.includes(me)) continue;
+        const key = `${p.topic}-${p.partition}`;
+        wanted.add(key);
+        let part = this.partitions.get(key);
+        if (part === undefined) {
+          const log = Log.open(join(this.config.dataDir, key), { config: logConfigFor(topic.configs, this.config.topicDefaults), clock: this.clock });
+          part = new Partition(p.topic, p.partition, log);
+          this.partitions.set(key, part);
+          this.logger.info({ partition: key, logEndOffset: log.logEndOffset, highWatermark: log.highWatermark }, 'hosting partition');
+        }
+        part.minInsyncReplicas = Number(topicConfigValue(topic.configs, 'min.insync.replicas', this.config.topicDefaults));
+        this.applyPartitionImage(part, p);
+      }
+    }
+    if (this.link.caughtUp) {
+      for (const [key, part] of this.partitions) {
+        if (!wanted.has(key)) this.removePartition(part, true);
+      }
+      if (!this.orphansScanned) {
+        this.orphansScanned = true;
+        this.deleteOrphanedLogs(wanted);
+      }
+    }
+    this.updateFetchers(image);
+  }
+
+  private applyPartitionImage(part: Partition, p: PartitionImage): void {
+    const me = this.config.brokerId;
+    const now = this.clock.monotonicMs();
+    if (p.leader === me) {
+      if (!part.isLeader || part.leaderEpoch !== p.leaderEpoch) {
+        // Become leader: the new epoch starts at our log end offset (the leader-epoch cache is
+        // what followers truncate against when they rejoin).
+        part.log.assignEpochStartOffset(p.leaderEpoch, part.log.logEndOffset);
+        this.failWaiters(part, 'NOT_LEADER_OR_FOLLOWER');
+        part.leaderState = new LeaderState({
+          localBrokerId: me, replicas: p.replicas, isr: p.isr, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch,
+          leaderEpochStartOffset: part.log.logEndOffset, highWatermark: Math.min(part.log.highWatermark, part.log.logEndOffset), nowMs: now,
+        });
+        this.logger.info({ partition: part.key, leaderEpoch: p.leaderEpoch, logEndOffset: part.log.logEndOffset }, 'became leader');
+        this.advanceHighWatermark(part);
+      } else if (p.partitionEpoch !== part.partitionEpoch) {
+        part.leaderState!.replicas = p.replicas;
+        if (part.leaderState!.onIsrCommitted(p.isr, p.partitionEpoch, part.log.logEndOffset)) this.onHighWatermarkMoved(part);
+        else part.leaderState!.releaseWaiters(part.minInsyncReplicas);
+      }
+    } else if (part.isLeader || part.leaderEpoch !== p.leaderEpoch || part.leaderId !== p.leader) {
+      if (part.isLeader) this.logger.info({ partition: part.key, newLeader: p.leader, leaderEpoch: p.leaderEpoch }, 'no longer leader');
+      this.failWaiters(part, 'NOT_LEADER_OR_FOLLOWER');
+      part.leaderState = null;
+      part.wakeFetchWaiters();
+    }
+    part.leaderId = p.leader;
+    part.leaderEpoch = p.leaderEpoch;
+    part.partitionEpoch = p.partitionEpoch;
+    part.replicas = p.replicas;
+    part.isr = p.isr;
+  }
+
+  private failWaiters(part: Partition, code: 'NOT_LEADER_OR_FOLLOWER'): void {
+    const waiters = part.leaderState?.drainWaiters() ?? [];
+    for (const w of waiters) w.fail(code);
+  }
+
+  private removePartition(part: Partition, deleteData: boolean): void {
+    this.failWaiters(part, 'NOT_LEADER_OR_FOLLOWER');
+    part.leaderState = null;
+    part.wakeFetchWaiters();
+    for (const f of this.fetchers.values()) f.remove(part);
+    this.partitions.delete(part.key);
+    if (deleteData) part.log.deleteAll();
+    else part.log.close();
+    this.logger.info({ partition: part.key, deleted: deleteData }, 'stopped hosting partition');
+  }
+
+  /** Logs on disk that no topic of the (caught-up) image assigns here: deleted topics. */
+  private deleteOrphanedLogs(wanted: ReadonlySet<string>): void {
+    if (!existsSync(this.config.dataDir)) return;
+    for (const name of readdirSync(this.config.dataDir)) {
+      if (!/^.+-\d+$/.test(name) || wanted.has(name)) continue;
+      this.logger.warn({ dir: name }, 'deleting the log of a partition this broker no longer hosts');
+      rmSync(join(this.config.dataDir, name), { recursive: true, force: true });
+    }
+  }
+
+  private updateFetchers(image: MetadataImage): void {
+    const byLeader = new Map<number, Partition[]>();
+    for (const part of this.partitions.values()) {
+      if (part.isLeader || part.leaderId < 0 || part.leaderId === this.config.brokerId) continue;
+      if (image.brokers.get(part.leaderId) === undefined) continue;
+      let list = byLeader.get(part.leaderId);
+      if (list === undefined) byLeader.set(part.leaderId, (list = []));
+      list.push(part);
+    }
+    for (const [leaderId, fetcher] of this.fetchers) {
+      if (!byLeader.has(leaderId)) {
+        fetcher.stop();
+        this.fetchers.delete(leaderId);
+      }
+    }
+    for (const [leaderId, parts] of byLeader) {
+      let fetcher = this.fetchers.get(leaderId);
+      const url = this.connect(leaderId);
+      if (url === undefined) continue;
+      if (fetcher === undefined || fetcher.url !== url) {
+        fetcher?.stop();
+        fetcher = new ReplicaFetcher(leaderId, url, this.config, this.link, this.logger, (part) => this.onFollowerAppend(part));
+        this.fetchers.set(leaderId, fetcher);
+      }
+      fetcher.setPartitions(parts);
+      fetcher.start();
+    }
+  }
+
+  private onFollowerAppend(part: Partition): void {
+    part.wakeFetchWaiters();
+    this.metrics.followerAppends.inc();
+  }
+
+  // --- High watermark -----------------------------------------------------------------------
+
+  private advanceHighWatermark(part: Partition): void {
+    const state = part.leaderState;
+    if (state !== null && state.maybeAdvanceHighWatermark(part.log.logEndOffset)) this.onHighWatermarkMoved(part);
+  }
+
+  private onHighWatermarkMoved(part: Partition): void {
+    const state = part.leaderState!;
+    part.log.highWatermark = state.highWatermark;
+    state.releaseWaiters(part.minInsyncReplicas);
+    part.wakeFetchWaiters();
+  }
+
+  // --- ISR maintenance ----------------------------------------------------------------------
+
+  private async checkIsr(): Promise<void> {
+    if (this.closed || this.link.brokerEpoch < 0 || !this.link.hasLease()) return;
+    const now = this.clock.monotonicMs();
+    const changes: Array<{ part: Partition; isr: number[] }> = [];
+    for (const part of this.partitions.values()) {
+      const state = part.leaderState;
+      if (state === null) continue;
+      const isr = state.proposeIsrChange(now, this.config.replicaLagTimeMaxMs);
+      if (isr !== null) changes.push({ part, isr });
+    }
+    if (changes.length === 0) return;
+    const byTopic = new Map<string, Array<{ part: Partition; isr: number[] }>>();
+    for (const c of changes) {
+      let list = byTopic.get(c.part.topic);
+      if (list === undefined) byTopic.set(c.part.topic, (list = []));
+      list.push(c);
+    }
+    try {
+      const response = await this.link.controllerChannel.request(ApiKey.AlterPartition, {
+        brokerId: this.config.brokerId,
+        brokerEpoch: this.link.brokerEpoch,
+        topics: [...byTopic].map(([topic, list]) => ({
+          topic,
+          partitions: list.map((c) => ({ partitionIndex: c.part.partition, leaderEpoch: c.part.leaderEpoch, newIsr: c.isr, partitionEpoch: c.part.partitionEpoch })),
+        })),
+      }, { timeoutMs: 5000 });
+      for (const t of response.topics) {
+        for (const r of t.partitions) {
+          const part = this.partitions.get(`${t.topic}-${r.partitionIndex}`);
+          const state = part?.leaderState;
+          if (part === undefined || state === null || state === undefined) continue;
+          if (r.errorCode === 0 && r.leaderEpoch === part.leaderEpoch) {
+            this.logger.info({ partition: part.key, isr: r.isr }, 'ISR changed');
+            part.isr = r.isr;
+            part.partitionEpoch = r.partitionEpoch;
+            if (state.onIsrCommitted(r.isr, r.partitionEpoch, part.log.logEndOffset)) this.onHighWatermarkMoved(part);
+            else state.releaseWaiters(part.minInsyncReplicas);
+          } else {
+            state.onIsrChangeFailed();
+          }
+        }
+      }
+    } catch (error) {
+      for (const c of changes) c.part.leaderState?.onIsrChangeFailed();
+      this.logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'AlterPartition failed');
+    }
+  }
+
+  private enforceRetention(): void {
+    const nowMs = this.clock.nowMs();
+    for (const part of this.partitions.values()) {
+      try {
+        const deleted = part.log.deleteRetainedSegments(nowMs, part.log.highWatermark);
+        if (deleted > 0) this.logger.info({ partition: part.key, segments: deleted }, 'retention deleted segments');
+      } catch (error) {
+        this.logger.error({ err: error, partition: part.key }, 'retention failed');
+      }
+    }
+  }
+
+  // --- Produce ------------------------------------------------------------------------------
+
+  private leaderFor(topic: string, partition: number, currentLeaderEpoch: number): Partition {
+    const part = this.partitions.get(`${topic}-${partition}`);
+    if (part === undefined) {
+      if (this.link.image.topics.get(topic)?.partitions[partition] !== undefined) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} does not host ${topic}-${partition}`);
+      throw new TributaryError('UNKNOWN_TOPIC_OR_PARTITION', `${topic}-${partition} does not exist`);
+    }
+    this.checkEpoch(part, currentLeaderEpoch);
+    if (!part.isLeader) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} is not the leader of ${part.key} (leader ${part.leaderId}, epoch ${part.leaderEpoch})`);
+    if (!this.link.hasLease()) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} has no valid lease from the controller; it cannot act as leader of ${part.key}`);
+    return part;
+  }
+
+  private checkEpoch(part: Partition, currentLeaderEpoch: number): void {
+    if (currentLeaderEpoch < 0) return;
+    if (currentLeaderEpoch < part.leaderEpoch) throw new TributaryError('FENCED_LEADER_EPOCH', `leader epoch ${currentLeaderEpoch} of ${part.key} is older than the current ${part.leaderEpoch}`);
+    if (currentLeaderEpoch > part.leaderEpoch) throw new TributaryError('UNKNOWN_LEADER_EPOCH', `leader epoch ${currentLeaderEpoch} of ${part.key} is newer than this broker knows (${part.leaderEpoch})`);
+  }
+
+  async produce(request: ProduceRequest): Promise<ProduceResponse> {
+    if (request.transactionalId !== null) throw new TributaryError('INVALID_REQUEST', 'transactions are not supported');
+    const nowWallMs = this.clock.nowMs();
+    const waits: Array<Promise<void>> = [];
+    const responses = request.topicData.map((t) => ({
+      name: t.name,
+      partitionResponses: t.partitionData.map((pd) => {
+        const out: ProducePartitionResponse = { index: pd.index, errorCode: 0, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: -1 };
+        try {
+          const part = this.leaderFor(t.name, pd.index, pd.currentLeaderEpoch);
+          const state = part.leaderState!;
+          if (request.acks === -1 && state.isr.length < part.minInsyncReplicas) {
+            throw new TributaryError('NOT_ENOUGH_REPLICAS', `partition ${part.key} has ${state.isr.length} in-sync replica${state.isr.length === 1 ? '' : 's'}, min.insync.replicas=${part.minInsyncReplicas}`);
+          }
+          if (request.acks === -1 && this.producesWaiting >= this.config.producePurgatoryMax) {
+            throw new TributaryError('THROTTLING_QUOTA_EXCEEDED', `${this.producesWaiting} acks=all produce requests already waiting on this broker`);
+          }
+          const info = part.log.appendAsLeader(Buffer.from(pd.records.buffer, pd.records.byteOffset, pd.records.byteLength), part.leaderEpoch);
+          this.metrics.recordsIn.inc(info.lastOffset - info.baseOffset + 1);
+          this.metrics.bytesIn.inc(pd.records.byteLength);
+          out.baseOffset = info.baseOffset;
+          out.logStartOffset = part.log.logStartOffset;
+          part.wakeFetchWaiters(); // followers parked in long polls fetch at once
+          this.advanceHighWatermark(part);
+          if (request.acks === -1 && part.log.highWatermark <= info.lastOffset) {
+            this.producesWaiting++;
+            waits.push(
+              new Promise<void>((resolve) => {
+                let done = false;
+                const finish = (code: ErrorName | null, message?: string) => {
+                  if (done) return;
+                  done = true;
+                  this.producesWaiting--;
+                  clearTimeout(timer);
+                  if (code !== null) {
+                    out.errorCode = ERRORS[code].code;
+                    out.errorMessage = message ?? `${code}: ${ERRORS[code].message}`;
+                  }
+                  resolve();
+                };
+                const timer = setTimeout(() => finish('REQUEST_TIMED_OUT', `REQUEST_TIMED_OUT: ${part.key} did not replicate offset ${info.lastOffset} to the in-sync replicas within ${request.timeoutMs} ms`), request.timeoutMs);
+                const waiter = {
+                  requiredOffset: info.lastOffset + 1,
+                  resolve: (outcome: 'ok' | 'not_enough_replicas_after_append') =>
+                    outcome === 'ok' ? finish(null) : finish('NOT_ENOUGH_REPLICAS_AFTER_APPEND', `NOT_ENOUGH_REPLICAS_AFTER_APPEND: ${part.key} was written but its in-sync replicas fell below min.insync.replicas=${part.minInsyncReplicas}`),
+                  fail: (code: 'NOT_LEADER_OR_FOLLOWER') => finish(code, `${code}: leadership of ${part.key} moved before offset ${info.lastOffset} was acknowledged`),
+                };
+                state.addWaiter(waiter);
+              }),
+            );
+          }
+        } catch (error) {
+          Object.assign(out, errorFields(error));
+          if (error instanceof TributaryError) this.metrics.produceErrors.inc({ code: error.code });
+        }
+        out.logAppendTimeMs = nowWallMs;
+        return out;
+      }),
+    }));
+    if (waits.length > 0) await Promise.all(waits);
+    return { responses, throttleTimeMs: 0 };
+  }
+
+  // --- Fetch --------------------------------------------------------------------------------
+
+  async fetch(request: FetchRequest, signal: AbortSignal): Promise<FetchResponse> {
+    const isFollower = request.replicaId >= 0;
+    if (isFollower && request.replicaId === this.config.brokerId) throw new TributaryError('INVALID_REQUEST', 'a broker cannot fetch from itself');
+    const deadline = this.clock.monotonicMs() + request.maxWaitMs;
+    let first = true;
+    for (;;) {
+      const { response, bytes, waitable } = this.readFetch(request, first);
+      first = false;
+      const remaining = deadline - this.clock.monotonicMs();
+      if (bytes >= Math.max(1, request.minBytes) || remaining <= 0 || waitable.length === 0 || signal.aborted || this.closed) {
+        if (isFollower) this.metrics.followerFetchRequests.inc();
+        else this.metrics.consumerFetchRequests.inc({ served_by: this.servedBy(request) });
+        if (remaining <= 0) this.finalizeMinOffset(request, response);
+        return response;
+      }
+      if (this.fetchesWaiting >= this.config.fetchPurgatoryMax) return response;
+      this.fetchesWaiting++;
+      try {
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            clearTimeout(timer);
+            for (const p of waitable) p.removeFetchWaiter(wake);
+            signal.removeEventListener('abort', wake);
+            resolve();
+          };
+          const timer = setTimeout(wake, remaining);
+          for (const p of waitable) p.addFetchWaiter(wake);
+          signal.addEventListener('abort', wake, { once: true });
+        });
+      } finally {
+        this.fetchesWaiting--;
+      }
+    }
+  }
+
+  private servedBy(request: FetchRequest): 'leader' | 'follower' {
+    for (const t of request.topics) for (const p of t.partitions) {
+      const part = this.partitions.get(`${t.topic}-${p.partition}`);
+      if (part !== undefined && !part.isLeader) return 'follower';
+    }
+    return 'leader';
+  }
+
+  /** A follower that never reached the reader's floor within the wait sends it to the leader. */
+  private finalizeMinOffset(request: FetchRequest, response: FetchResponse): void {
+    if (request.replicaId >= 0) return;
+    response.responses.forEach((t, ti) => {
+      t.partitions.forEach((p, pi) => {
+        const req = request.topics[ti]!.partitions[pi]!;
+        const part = this.partitions.get(`${t.topic}-${p.partitionIndex}`);
+        if (part === undefined || part.isLeader || req.minOffset === undefined || p.errorCode !== 0) return;
+        if (part.log.highWatermark < req.minOffset) {
+          p.errorCode = ERRORS.OFFSET_NOT_AVAILABLE.code;
+          p.currentLeader = { leaderId: part.leaderId, leaderEpoch: part.leaderEpoch };
+          p.preferredReadReplica = part.leaderId;
+          p.records = null;
+        }
+      });
+    });
+  }
+
+  private readFetch(request: FetchRequest, first: boolean): { response: FetchResponse; bytes: number; waitable: Partition[] } {
+    const isFollower = request.replicaId >= 0;
+    let bytes = 0;
+    let budget = request.maxBytes;
+    const waitable: Partition[] = [];
+    const responses = request.topics.map((t) => ({
+      topic: t.topic,
+      partitions: t.partitions.map((rp): FetchPartitionResponse => {
+        const out: FetchPartitionResponse = { partitionIndex: rp.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, preferredReadReplica: -1, records: null };
+        try {
+          const part = this.partitions.get(`${t.topic}-${rp.partition}`);
+          if (part === undefined) {
+            const known = this.link.image.topics.get(t.topic)?.partitions[rp.partition] !== undefined;
+            throw new TributaryError(known ? 'NOT_LEADER_OR_FOLLOWER' : 'UNKNOWN_TOPIC_OR_PARTITION', known ? `broker ${this.config.brokerId} does not host ${t.topic}-${rp.partition}` : `${t.topic}-${rp.partition} does not exist`);
+          }
+          this.checkEpoch(part, rp.currentLeaderEpoch);
+          const log = part.log;
+          let maxOffset: number;
+          if (isFollower) {
+            if (!part.isLeader || !this.link.hasLease()) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} is not serving as leader of ${part.key}`);
+            // Divergence (KIP-320): the follower's last epoch must end, on our log, at or after
+            // its fetch offset; otherwise tell it where that epoch ends so it truncates.
+            if (rp.lastFetchedEpoch >= 0) {
+              const end = log.endOffsetForEpoch(rp.lastFetchedEpoch);
+              if (end.leaderEpoch !== rp.lastFetchedEpoch || end.endOffset < rp.fetchOffset) {
+                out.divergingEpoch = { epoch: end.leaderEpoch, endOffset: end.endOffset };
+                out.highWatermark = log.highWatermark;
+                out.lastStableOffset = log.highWatermark;
+                out.logStartOffset = log.logStartOffset;
+                return out;
+              }
+            }
+            if (first && part.leaderState!.onFollowerFetch(request.replicaId, rp.fetchOffset, log.logEndOffset, this.clock.monotonicMs())) this.onHighWatermarkMoved(part);
+            maxOffset = log.logEndOffset;
+          } else {
+            if (part.isLeader && !this.link.hasLease()) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} has no valid lease; it cannot serve ${part.key} as leader`);
+            maxOffset = log.highWatermark;
+          }
+          out.highWatermark = log.highWatermark;
+          out.lastStableOffset = log.highWatermark;
+          out.logStartOffset = log.logStartOffset;
+          if (!isFollower && rp.minOffset !== undefined && !part.isLeader && log.highWatermark < rp.minOffset) {
+            waitable.push(part);
+            return out;
+          }
+          if (rp.fetchOffset < log.logStartOffset || rp.fetchOffset > log.logEndOffset) {
+            throw new TributaryError('OFFSET_OUT_OF_RANGE', `offset ${rp.fetchOffset} is outside ${part.key}'s range [${log.logStartOffset}, ${log.logEndOffset}]`);
+          }
+          if (rp.fetchOffset >= maxOffset || budget <= 0) {
+            waitable.push(part);
+            return out;
+          }
+          const records = log.read(rp.fetchOffset, Math.min(rp.partitionMaxBytes, budget), maxOffset);
+          if (records.length === 0) waitable.push(part);
+          out.records = records;
+          bytes += records.length;
+          budget -= records.length;
+          if (!isFollower) this.metrics.bytesOut.inc(records.length);
+        } catch (error) {
+          out.errorCode = error instanceof TributaryError ? error.errorCode : ERRORS.UNKNOWN_SERVER_ERROR.code;
+          if (!(error instanceof TributaryError)) this.logger.error({ err: error }, 'fetch failed');
+        }
+        return out;
+      }),
+    }));
+    return { response: { throttleTimeMs: 0, responses }, bytes, waitable };
+  }
+
+  // --- Offsets ------------------------------------------------------------------------------
+
+  listOffset(topic: string, partition: number, currentLeaderEpoch: number, timestamp: number): { offset: number; timestamp: number; leaderEpoch: number } {
+    const part = this.leaderFor(topic, partition, currentLeaderEpoch);
+    if (timestamp === -2) return { offset: part.log.logStartOffset, timestamp: -1, leaderEpoch: part.leaderEpoch };
+    if (timestamp === -1) return { offset: part.log.highWatermark, timestamp: -1, leaderEpoch: part.leaderEpoch };
+    const found = part.log.offsetForTimestamp(timestamp);
+    const offset = found === null || found >= part.log.highWatermark ? -1 : found;
+    return { offset, timestamp: offset === -1 ? -1 : timestamp, leaderEpoch: part.leaderEpoch };
+  }
+
+  endOffsetForEpoch(topic: string, partition: number, currentLeaderEpoch: number, leaderEpoch: number): { leaderEpoch: number; endOffset: number } {
+    const part = this.leaderFor(topic, partition, currentLeaderEpoch);
+    return part.log.endOffsetForEpoch(leaderEpoch);
+  }
+
+  replicaReport(): ReplicaReport[] {
+    const out: ReplicaReport[] = [];
+    for (const part of this.partitions.values()) out.push({ topic: part.topic, partition: part.partition, logEndOffset: part.log.logEndOffset, leaderEpoch: part.leaderEpoch });
+    return out;
+  }
+
+  /** The lease ran out: stop serving as leader (waiters learn leadership moved). */
+  onLeaseLost(): void {
+    for (const part of this.partitions.values()) {
+      if (part.isLeader) part.wakeFetchWaiters();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.isrTimer !== undefined) clearInterval(this.isrTimer);
+    if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
+    for (const f of this.fetchers.values()) f.stop();
+    this.fetchers.clear();
+    for (const part of this.partitions.values()) {
+      this.failWaiters(part, 'NOT_LEADER_OR_FOLLOWER');
+      part.wakeFetchWaiters();
+      part.log.checkpointHighWatermark();
+      part.log.close();
+    }
+    this.partitions.clear();
+  }
+}
