@@ -84,9 +84,10 @@ export class BrokerServer {
           return true;
         }
         if (url === '/healthz') {
-          const serving = this.link.brokerEpoch >= 0 && this.link.caughtUp;
+          // Serving = registered, caught up with the metadata log, and unfenced with a lease.
+          const serving = this.link.brokerEpoch >= 0 && this.link.caughtUp && this.link.hasLease();
           res.writeHead(serving ? 200 : 503, { 'content-type': 'text/plain' });
-          res.end(serving ? 'ok\n' : 'starting: not yet registered and caught up with the metadata log\n');
+          res.end(serving ? 'ok\n' : 'not serving: not registered, not caught up with the metadata log, or without a lease\n');
           return true;
         }
         if (url === '/' || url.startsWith('/?')) {

@@ -397,16 +397,17 @@ export class ControllerServer {
         if (this.driver.image.appliedIndex < body.fromIndex && body.maxWaitMs > 0) {
           if (this.metadataWaiters.size >= METADATA_WAITERS_MAX) throw new TributaryError('THROTTLING_QUOTA_EXCEEDED', 'too many metadata long polls');
           await new Promise<void>((resolve) => {
-            const waiter: MetadataWaiter = { fromIndex: body.fromIndex, wake: () => resolve() };
-            const timer = setTimeout(() => {
-              this.metadataWaiters.delete(waiter);
-              resolve();
-            }, body.maxWaitMs);
-            waiter.wake = () => {
+            // One listener per poll on the connection's signal, removed when the poll ends (a
+            // broker polls for the life of its connection: anything left behind would pile up).
+            const finish = () => {
               clearTimeout(timer);
+              this.metadataWaiters.delete(waiter);
+              ctx.signal.removeEventListener('abort', finish);
               resolve();
             };
-            ctx.signal.addEventListener('abort', () => waiter.wake(), { once: true });
+            const waiter: MetadataWaiter = { fromIndex: body.fromIndex, wake: finish };
+            const timer = setTimeout(finish, body.maxWaitMs);
+            ctx.signal.addEventListener('abort', finish, { once: true });
             this.metadataWaiters.add(waiter);
           });
           this.requireActive();

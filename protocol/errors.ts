@@ -80,7 +80,9 @@ export class TributaryError extends Error {
   readonly errorCode: number;
 
   constructor(code: ErrorName, message?: string, options?: { cause?: unknown }) {
-    super(message === undefined ? `${code}: ${ERRORS[code].message}` : `${code}: ${message}`, options);
+    // A message that crossed the wire already carries its code: do not say it twice.
+    const text = message === undefined ? ERRORS[code].message : message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message;
+    super(`${code}: ${text}`, options);
     this.name = 'TributaryError';
     this.code = code;
     this.retriable = ERRORS[code].retriable;
