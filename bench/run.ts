@@ -3,6 +3,7 @@
  * JSON lines on stdout. Adding one is one line in BENCHES.
  */
 import { logBench } from './log.js';
+import { produceBench } from './produce.js';
 
 export interface BenchArgs {
   /** --seconds N: how long the measured phase runs; each benchmark has its own default. */
@@ -13,6 +14,7 @@ export interface BenchArgs {
 
 const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = {
   log: logBench,
+  produce: produceBench,
 };
 
 function fail(message: string): never {

@@ -10,8 +10,11 @@ import { hideBin } from 'yargs/helpers';
 import { TributaryError } from '../protocol/errors.js';
 import { brokerCommand } from './commands/broker.js';
 import { clusterCommand } from './commands/cluster.js';
+import { consumeCommand } from './commands/consume.js';
 import { controllerCommand } from './commands/controller.js';
 import { dumpLogCommand } from './commands/dump-log.js';
+import { produceCommand } from './commands/produce.js';
+import { topicsCommand } from './commands/topics.js';
 import { UsageError } from './usage-error.js';
 
 export const EXIT_FAILED = 1;
@@ -30,6 +33,9 @@ export async function main(argv: string[]): Promise<void> {
     .command(brokerCommand)
     .command(clusterCommand)
     .command(dumpLogCommand)
+    .command(topicsCommand)
+    .command(produceCommand)
+    .command(consumeCommand)
     .demandCommand(1, 'name a command (see --help)')
     .recommendCommands()
     .strict()

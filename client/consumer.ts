@@ -1,0 +1,646 @@
+/**
+ * Consumer: assigned partitions in, messages out through an async iterator (or run()).
+ *
+ *   assignment (topic-partition → fetch position) ──► fetcher: one long-poll Fetch per broker
+ *   carrying every partition read from it ──► prefetch buffer (bounded by messages AND bytes)
+ *   ──► `for await (const m of consumer)` / run({ eachMessage })
+ *
+ * - The prefetch bound is strict: a fetch asks for at most the bytes the buffer has room for,
+ *   and records that would overflow either bound are dropped from the response and fetched
+ *   again later (the fetch position stops at the first one dropped).
+ * - A fetch returns whole batches; records below the fetch position are skipped.
+ * - readFrom 'follower' reads from an in-sync replica other than the leader (chosen per
+ *   partition, so partitions spread over the followers), passing `minOffset` — the
+ *   read-your-writes floor. A follower that has not reached it answers NOT_LEADER_OR_FOLLOWER
+ *   after waiting, and that partition falls back to its leader for `followerFallbackMs`.
+ * - OFFSET_OUT_OF_RANGE resets the position (autoOffsetReset: earliest or latest, by ListOffsets).
+ *   FENCED/UNKNOWN_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER and other retriable errors refresh the
+ *   metadata and retry the partition after a backoff; a non-retriable error ends the iteration
+ *   by throwing it.
+ *
+ * Consumer groups (group coordinator, offset commits) come later: `groupId` is accepted and
+ * kept, but subscribe() assigns every partition of the topics to this consumer.
+ */
+import { performance } from 'node:perf_hooks';
+import { ApiKey } from '../protocol/api-keys.js';
+import { ERRORS, TributaryError, errorNameOf } from '../protocol/errors.js';
+import type { FetchRequest, FetchResponse, ListOffsetsRequest } from '../protocol/index.js';
+import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '../protocol/apis/list-offsets.js';
+import { batchLastOffset, decodeBatchRecords, iterateBatches } from '../protocol/record-batch.js';
+import { Cluster, backoffMs, needsMetadataRefresh, type ClusterOptions, type RetryOptions } from './cluster.js';
+
+export type ReadFrom = 'leader' | 'follower';
+export type OffsetReset = 'earliest' | 'latest';
+
+export interface ConsumerOptions {
+  /** Kept for when consumer groups arrive; today every consumer reads all it subscribes to. */
+  groupId?: string;
+  /** Default 'leader'. */
+  readFrom?: ReadFrom;
+  /** Messages fetched but not yet handed out. Default 1000. */
+  prefetchMessagesMax?: number;
+  /** Bytes (keys, values, headers) fetched but not yet handed out. Default 16 MiB. */
+  prefetchBytesMax?: number;
+  /** Long-poll time of a Fetch. Default 500. */
+  maxWaitMs?: number;
+  /** A Fetch returns as soon as this many bytes are there. Default 1. */
+  minBytes?: number;
+  /** Per partition per Fetch. Default 1 MiB. */
+  partitionMaxBytes?: number;
+  /** Read-your-writes floor for follower reads, for every partition (assign() can set one per partition). */
+  minOffset?: number;
+  /** Where a partition with no valid position starts. Default: 'earliest' after subscribe({ fromBeginning: true }), else 'latest'. */
+  autoOffsetReset?: OffsetReset;
+  /** After a follower redirected us, read that partition from its leader this long. Default 30 000. */
+  followerFallbackMs?: number;
+}
+
+export interface ConsumedMessage {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, Buffer | null>;
+  timestamp: number;
+}
+
+export interface PartitionAssignment {
+  topic: string;
+  partition: number;
+  /** Where to start; omitted = autoOffsetReset. */
+  offset?: number;
+  /** Read-your-writes floor for follower reads of this partition. */
+  minOffset?: number;
+}
+
+export interface SubscribeOptions {
+  topics: string[];
+  fromBeginning?: boolean;
+}
+
+export interface RunOptions {
+  eachMessage: (message: ConsumedMessage) => Promise<void> | void;
+}
+
+export interface ConsumerContext {
+  cluster: ClusterOptions;
+  retry: RetryOptions;
+}
+
+const MiB = 1024 * 1024;
+/** Upper bound of one Fetch response's records, whatever the prefetch room (frames stop at 64 MiB). */
+const FETCH_BYTES_MAX = 32 * MiB;
+
+class Assignment {
+  /** Next offset to fetch; undefined = to be reset by ListOffsets. */
+  position: number | undefined;
+  /** Bumped by seek(): results of fetches started before it are dropped. */
+  generation = 0;
+  fetching = false;
+  resetting = false;
+  retryAtMs = 0;
+  errors = 0;
+  leaderUntilMs = 0;
+  minOffset: number | undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    public reset: OffsetReset,
+  ) {}
+}
+
+interface Buffered {
+  message: ConsumedMessage;
+  assignment: Assignment;
+  generation: number;
+  bytes: number;
+}
+
+export class Consumer {
+  readonly groupId: string | undefined;
+  private readonly cluster: Cluster;
+  private readonly readFrom: ReadFrom;
+  private readonly prefetchMessagesMax: number;
+  private readonly prefetchBytesMax: number;
+  private readonly maxWaitMs: number;
+  private readonly minBytes: number;
+  private readonly partitionMaxBytes: number;
+  private readonly minOffset: number | undefined;
+  private readonly autoOffsetReset: OffsetReset | undefined;
+  private readonly followerFallbackMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly retry: RetryOptions;
+  /** Spreads partitions over followers: partition p reads from follower (p + spread) % n. */
+  private readonly spread = Math.floor(Math.random() * 1024);
+
+  private readonly assignments = new Map<string, Assignment>();
+  private buffer: Buffered[] = [];
+  private bufferHead = 0;
+  private bufferedBytes = 0;
+  private readonly busyBrokers = new Set<number>();
+  private waiters: Array<{ resolve: (r: IteratorResult<ConsumedMessage>) => void; reject: (e: Error) => void }> = [];
+  private failure: Error | undefined;
+  private connected = false;
+  private closed = false;
+  private pumpScheduled = false;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeAtMs = Infinity;
+  private refreshing = false;
+  /** pump() held fetches back because the buffer was full. */
+  private waitingForRoom = false;
+  private highestFetchedBytes = 0;
+
+  constructor(context: ConsumerContext, options: ConsumerOptions = {}) {
+    this.groupId = options.groupId;
+    this.readFrom = options.readFrom ?? 'leader';
+    if (this.readFrom !== 'leader' && this.readFrom !== 'follower') throw new TributaryError('INVALID_CONFIG', `readFrom must be 'leader' or 'follower', got ${String(this.readFrom)}`);
+    this.prefetchMessagesMax = positiveInt('prefetchMessagesMax', options.prefetchMessagesMax ?? 1000);
+    this.prefetchBytesMax = positiveInt('prefetchBytesMax', options.prefetchBytesMax ?? 16 * MiB);
+    this.maxWaitMs = nonNegativeInt('maxWaitMs', options.maxWaitMs ?? 500);
+    this.minBytes = nonNegativeInt('minBytes', options.minBytes ?? 1);
+    this.partitionMaxBytes = positiveInt('partitionMaxBytes', options.partitionMaxBytes ?? MiB);
+    this.minOffset = options.minOffset === undefined ? undefined : nonNegativeInt('minOffset', options.minOffset);
+    if (options.autoOffsetReset !== undefined && options.autoOffsetReset !== 'earliest' && options.autoOffsetReset !== 'latest') {
+      throw new TributaryError('INVALID_CONFIG', `autoOffsetReset must be 'earliest' or 'latest', got ${String(options.autoOffsetReset)}`);
+    }
+    this.autoOffsetReset = options.autoOffsetReset;
+    this.followerFallbackMs = nonNegativeInt('followerFallbackMs', options.followerFallbackMs ?? 30_000);
+    this.requestTimeoutMs = context.cluster.requestTimeoutMs;
+    this.retry = context.retry;
+    this.cluster = new Cluster(context.cluster);
+  }
+
+  async connect(): Promise<void> {
+    if (this.closed) throw new TributaryError('INVALID_REQUEST', 'consumer is disconnected');
+    await this.cluster.connect();
+    this.connected = true;
+  }
+
+  /**
+   * Read every partition of `topics` (no group yet: this consumer gets them all), from the
+   * earliest offset with fromBeginning, else from the latest.
+   */
+  async subscribe(options: SubscribeOptions): Promise<void> {
+    this.mustBeConnected();
+    if (!Array.isArray(options.topics) || options.topics.length === 0) throw new TributaryError('INVALID_REQUEST', 'subscribe: topics must be a non-empty array');
+    const reset: OffsetReset = options.fromBeginning === true ? 'earliest' : 'latest';
+    for (const topic of options.topics) {
+      const meta = await this.cluster.ensureTopic(topic);
+      for (let p = 0; p < meta.partitions.length; p++) {
+        const key = keyOf(topic, p);
+        if (!this.assignments.has(key)) this.assignments.set(key, new Assignment(topic, p, this.autoOffsetReset ?? reset));
+      }
+    }
+    this.schedulePump();
+  }
+
+  /** Read these partitions (added to any already assigned), from `offset` or autoOffsetReset. */
+  assign(partitions: PartitionAssignment[]): void {
+    this.mustBeConnected();
+    for (const tp of partitions) {
+      if (typeof tp.topic !== 'string' || tp.topic === '') throw new TributaryError('INVALID_REQUEST', 'assign: topic must be a non-empty string');
+      nonNegativeInt('assign: partition', tp.partition, 'INVALID_REQUEST');
+      const key = keyOf(tp.topic, tp.partition);
+      let a = this.assignments.get(key);
+      if (a === undefined) {
+        a = new Assignment(tp.topic, tp.partition, this.autoOffsetReset ?? 'latest');
+        this.assignments.set(key, a);
+      }
+      if (tp.offset !== undefined) this.moveTo(a, nonNegativeInt('assign: offset', tp.offset, 'INVALID_REQUEST'));
+      if (tp.minOffset !== undefined) a.minOffset = nonNegativeInt('assign: minOffset', tp.minOffset, 'INVALID_REQUEST');
+    }
+    void this.cluster.refresh(new Set(partitions.map((p) => p.topic))).catch(() => undefined);
+    this.schedulePump();
+  }
+
+  /** Continue an assigned partition from `offset`; messages already prefetched for it are dropped. */
+  seek(target: { topic: string; partition: number; offset: number }): void {
+    const a = this.assignments.get(keyOf(target.topic, target.partition));
+    if (a === undefined) throw new TributaryError('INVALID_REQUEST', `seek: ${target.topic}-${target.partition} is not assigned to this consumer`);
+    this.moveTo(a, nonNegativeInt('seek: offset', target.offset, 'INVALID_REQUEST'));
+    this.schedulePump();
+  }
+
+  /** Set the read-your-writes floor of one partition (follower reads wait for it or redirect). */
+  setMinOffset(target: { topic: string; partition: number; minOffset: number }): void {
+    const a = this.assignments.get(keyOf(target.topic, target.partition));
+    if (a === undefined) throw new TributaryError('INVALID_REQUEST', `setMinOffset: ${target.topic}-${target.partition} is not assigned to this consumer`);
+    a.minOffset = nonNegativeInt('setMinOffset: minOffset', target.minOffset, 'INVALID_REQUEST');
+  }
+
+  /** Assigned partitions and their next fetch positions (undefined while being reset). */
+  positions(): Array<{ topic: string; partition: number; position: number | undefined }> {
+    return [...this.assignments.values()].map((a) => ({ topic: a.topic, partition: a.partition, position: a.position }));
+  }
+
+  /** What the prefetch buffer holds now (never above prefetchMessagesMax / prefetchBytesMax). */
+  get prefetched(): { messages: number; bytes: number } {
+    return { messages: this.buffer.length - this.bufferHead, bytes: this.bufferedBytes };
+  }
+
+  /** Largest prefetch bytes seen at once, for tests of the bound. */
+  get prefetchedBytesHighWater(): number {
+    return this.highestFetchedBytes;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<ConsumedMessage> {
+    return {
+      next: () => this.next(),
+      return: async () => ({ done: true, value: undefined }),
+    };
+  }
+
+  /** Hand every message to eachMessage, one at a time; resolves when disconnect() is called. */
+  async run(options: RunOptions): Promise<void> {
+    for await (const message of this) await options.eachMessage(message);
+  }
+
+  async disconnect(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.resolve({ done: true, value: undefined });
+    this.buffer = [];
+    this.bufferHead = 0;
+    this.bufferedBytes = 0;
+    await this.cluster.close();
+  }
+
+  // ---- handing out ---------------------------------------------------------------------------
+
+  private next(): Promise<IteratorResult<ConsumedMessage>> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const item = this.take();
+    if (item !== undefined) return Promise.resolve({ done: false, value: item });
+    if (this.closed) return Promise.resolve({ done: true, value: undefined });
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  private take(): ConsumedMessage | undefined {
+    while (this.bufferHead < this.buffer.length) {
+      const item = this.buffer[this.bufferHead]!;
+      this.buffer[this.bufferHead] = undefined as unknown as Buffered;
+      this.bufferHead++;
+      this.bufferedBytes -= item.bytes;
+      if (this.bufferHead > 1024 && this.bufferHead * 2 > this.buffer.length) {
+        this.buffer = this.buffer.slice(this.bufferHead);
+        this.bufferHead = 0;
+      }
+      if (item.generation !== item.assignment.generation || this.assignments.get(keyOf(item.assignment.topic, item.assignment.partition)) !== item.assignment) continue;
+      // Fetches held back for room resume once the buffer is half empty (hysteresis keeps
+      // fetches large, and costs nothing per message otherwise).
+      if (this.waitingForRoom && (this.buffer.length - this.bufferHead) * 2 <= this.prefetchMessagesMax && this.bufferedBytes * 2 <= this.prefetchBytesMax) {
+        this.waitingForRoom = false;
+        this.schedulePump();
+      }
+      return item.message;
+    }
+    this.schedulePump();
+    return undefined;
+  }
+
+  private deliver(): void {
+    while (this.waiters.length > 0) {
+      const item = this.take();
+      if (item === undefined) return;
+      this.waiters.shift()!.resolve({ done: false, value: item });
+    }
+  }
+
+  private fail(error: Error): void {
+    this.failure ??= error;
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(error);
+  }
+
+  // ---- fetching ------------------------------------------------------------------------------
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || this.closed || !this.connected) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private wakeIn(delayMs: number): void {
+    const at = performance.now() + delayMs;
+    if (this.wakeTimer !== undefined && this.wakeAtMs <= at) return;
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
+    this.wakeAtMs = at;
+    this.wakeTimer = setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeAtMs = Infinity;
+      this.pump();
+    }, Math.max(1, Math.ceil(delayMs)));
+  }
+
+  private get bufferedCount(): number {
+    return this.buffer.length - this.bufferHead;
+  }
+
+  private hasRoom(): boolean {
+    return this.bufferedCount < this.prefetchMessagesMax && this.bufferedBytes < this.prefetchBytesMax;
+  }
+
+  /** Start the ListOffsets and Fetch requests that can go now. */
+  private pump(): void {
+    if (this.closed || this.failure !== undefined) return;
+    const now = performance.now();
+    let needMetadata = false;
+    const resets = new Map<number, Assignment[]>();
+    const fetches = new Map<number, Assignment[]>();
+    const room = this.hasRoom();
+    for (const a of this.assignments.values()) {
+      if (a.fetching || a.resetting) continue;
+      if (a.retryAtMs > now) {
+        this.wakeIn(a.retryAtMs - now);
+        continue;
+      }
+      const meta = this.cluster.partition(a.topic, a.partition);
+      const topicMeta = this.cluster.topic(a.topic);
+      if (topicMeta !== undefined && a.partition >= topicMeta.partitions.length) {
+        this.fail(new TributaryError('UNKNOWN_TOPIC_OR_PARTITION', `partition ${a.partition} of topic ${a.topic} does not exist (it has ${topicMeta.partitions.length})`));
+        return;
+      }
+      if (meta === undefined || meta.leader < 0 || !this.cluster.brokers.has(meta.leader)) {
+        needMetadata = true;
+        continue;
+      }
+      if (a.position === undefined) {
+        push(resets, meta.leader, a);
+        continue;
+      }
+      if (!room) {
+        this.waitingForRoom = true;
+        continue;
+      }
+      const target = this.replicaFor(a, now);
+      if (this.busyBrokers.has(target)) continue;
+      push(fetches, target, a);
+    }
+    for (const [brokerId, list] of resets) void this.resetPositions(brokerId, list);
+    for (const [brokerId, list] of fetches) void this.fetchFrom(brokerId, list);
+    if (needMetadata) this.refreshMetadata();
+  }
+
+  private refreshMetadata(): void {
+    if (this.refreshing || this.closed) return;
+    this.refreshing = true;
+    const topics = new Set<string>();
+    for (const a of this.assignments.values()) topics.add(a.topic);
+    this.cluster.refresh(topics).then(
+      () => {
+        this.refreshing = false;
+        this.schedulePump();
+      },
+      () => {
+        this.refreshing = false;
+        this.wakeIn(backoffMs(0, this.retry));
+      },
+    );
+  }
+
+  /** Which broker to fetch a partition from: its leader, or with readFrom 'follower' an in-sync follower. */
+  private replicaFor(a: Assignment, now: number): number {
+    const meta = this.cluster.partition(a.topic, a.partition)!;
+    if (this.readFrom === 'leader' || a.leaderUntilMs > now) return meta.leader;
+    const followers = meta.isr.filter((id) => id !== meta.leader && this.cluster.brokers.has(id));
+    if (followers.length === 0) return meta.leader;
+    return followers[(a.partition + this.spread) % followers.length]!;
+  }
+
+  private async fetchFrom(brokerId: number, list: Assignment[]): Promise<void> {
+    this.busyBrokers.add(brokerId);
+    const generations = list.map((a) => a.generation);
+    const roomBytes = Math.max(1, Math.min(FETCH_BYTES_MAX, this.prefetchBytesMax - this.bufferedBytes));
+    const topics: FetchRequest['topics'] = [];
+    const byTopic = new Map<string, FetchRequest['topics'][number]>();
+    const fromFollower: boolean[] = [];
+    for (const a of list) {
+      a.fetching = true;
+      const meta = this.cluster.partition(a.topic, a.partition)!;
+      const follower = meta.leader !== brokerId;
+      fromFollower.push(follower);
+      let t = byTopic.get(a.topic);
+      if (t === undefined) {
+        t = { topic: a.topic, partitions: [] };
+        byTopic.set(a.topic, t);
+        topics.push(t);
+      }
+      const minOffset = a.minOffset ?? this.minOffset;
+      t.partitions.push({
+        partition: a.partition,
+        currentLeaderEpoch: meta.leaderEpoch,
+        fetchOffset: a.position!,
+        lastFetchedEpoch: -1,
+        logStartOffset: -1,
+        partitionMaxBytes: Math.min(this.partitionMaxBytes, roomBytes),
+        ...(follower && minOffset !== undefined ? { minOffset } : {}),
+      });
+    }
+    const body: FetchRequest = { replicaId: -1, replicaEpoch: -1, maxWaitMs: this.maxWaitMs, minBytes: this.minBytes, maxBytes: roomBytes, topics };
+    let response: FetchResponse;
+    try {
+      const connection = await this.cluster.connectionTo(brokerId);
+      response = await connection.request(ApiKey.Fetch, body, { timeoutMs: this.maxWaitMs + this.requestTimeoutMs });
+    } catch (error) {
+      this.busyBrokers.delete(brokerId);
+      if (this.closed) return;
+      const now = performance.now();
+      for (let i = 0; i < list.length; i++) {
+        const a = list[i]!;
+        a.fetching = false;
+        a.retryAtMs = now + backoffMs(a.errors++, this.retry);
+        if (fromFollower[i]) a.leaderUntilMs = now + this.followerFallbackMs;
+      }
+      if (error instanceof TributaryError && !error.retriable && error.code !== 'UNKNOWN_SERVER_ERROR') this.fail(error);
+      else this.refreshMetadata();
+      this.schedulePump();
+      return;
+    }
+    this.busyBrokers.delete(brokerId);
+    if (this.closed) return;
+    const results = new Map<string, FetchResponse['responses'][number]['partitions'][number]>();
+    for (const t of response.responses) for (const p of t.partitions) results.set(keyOf(t.topic, p.partitionIndex), p);
+    const now = performance.now();
+    let refresh = false;
+    for (let i = 0; i < list.length; i++) {
+      const a = list[i]!;
+      a.fetching = false;
+      if (this.assignments.get(keyOf(a.topic, a.partition)) !== a || a.generation !== generations[i]) continue;
+      const r = results.get(keyOf(a.topic, a.partition));
+      if (r === undefined) continue;
+      if (r.errorCode === 0) {
+        a.errors = 0;
+        if (r.records !== null && r.records.length > 0) {
+          try {
+            this.accept(a, r.records);
+          } catch (error) {
+            // A batch that does not decode (CRC, truncation): fetch it again after a backoff.
+            a.retryAtMs = now + backoffMs(a.errors++, this.retry);
+            if (!(error instanceof TributaryError)) this.fail(error as Error);
+          }
+        }
+        continue;
+      }
+      const name = errorNameOf(r.errorCode);
+      if (name === 'OFFSET_OUT_OF_RANGE') {
+        // A follower behind our position says so too (KIP-392): only the leader's word resets it.
+        if (fromFollower[i]) a.leaderUntilMs = now + this.followerFallbackMs;
+        else a.position = undefined;
+        continue;
+      }
+      if (name === 'NOT_LEADER_OR_FOLLOWER' && fromFollower[i]) {
+        // The follower has not reached minOffset (or is no longer a replica): go to the leader.
+        a.leaderUntilMs = now + this.followerFallbackMs;
+        refresh = true;
+        continue;
+      }
+      if (ERRORS[name].retriable) {
+        a.retryAtMs = now + backoffMs(a.errors++, this.retry);
+        if (needsMetadataRefresh(name)) refresh = true;
+        continue;
+      }
+      this.fail(new TributaryError(name, `fetch ${a.topic}-${a.partition} at offset ${a.position}: ${ERRORS[name].message}`));
+      return;
+    }
+    if (refresh) this.refreshMetadata();
+    this.deliver();
+    this.schedulePump();
+  }
+
+  /** Move records at or past the position into the buffer, as far as the bounds allow. */
+  private accept(a: Assignment, records: Uint8Array): void {
+    for (const { pos } of iterateBatches(records)) {
+      const lastOffset = batchLastOffset(records, pos);
+      if (lastOffset < a.position!) continue;
+      const decoded = decodeBatchRecords(records, pos);
+      for (const r of decoded) {
+        if (r.offset < a.position!) continue;
+        let bytes = (r.key?.length ?? 0) + (r.value?.length ?? 0);
+        const headers: Record<string, Buffer | null> = {};
+        for (const h of r.headers) {
+          headers[h.key] = h.value;
+          bytes += h.key.length + (h.value?.length ?? 0);
+        }
+        const count = this.bufferedCount;
+        if (count >= this.prefetchMessagesMax || (count > 0 && this.bufferedBytes + bytes > this.prefetchBytesMax)) return;
+        this.buffer.push({
+          message: { topic: a.topic, partition: a.partition, offset: r.offset, key: r.key, value: r.value, headers, timestamp: r.timestamp },
+          assignment: a,
+          generation: a.generation,
+          bytes,
+        });
+        this.bufferedBytes += bytes;
+        if (this.bufferedBytes > this.highestFetchedBytes) this.highestFetchedBytes = this.bufferedBytes;
+        a.position = r.offset + 1;
+      }
+      // Compacted-away offsets inside the batch are skipped too.
+      if (lastOffset + 1 > a.position!) a.position = lastOffset + 1;
+    }
+  }
+
+  private async resetPositions(brokerId: number, list: Assignment[]): Promise<void> {
+    const generations = list.map((a) => a.generation);
+    const topics: ListOffsetsRequest['topics'] = [];
+    const byTopic = new Map<string, ListOffsetsRequest['topics'][number]>();
+    for (const a of list) {
+      a.resetting = true;
+      let t = byTopic.get(a.topic);
+      if (t === undefined) {
+        t = { name: a.topic, partitions: [] };
+        byTopic.set(a.topic, t);
+        topics.push(t);
+      }
+      const meta = this.cluster.partition(a.topic, a.partition)!;
+      t.partitions.push({ partitionIndex: a.partition, currentLeaderEpoch: meta.leaderEpoch, timestamp: a.reset === 'earliest' ? EARLIEST_TIMESTAMP : LATEST_TIMESTAMP });
+    }
+    try {
+      const connection = await this.cluster.connectionTo(brokerId);
+      const response = await connection.request(ApiKey.ListOffsets, { replicaId: -1, topics });
+      const now = performance.now();
+      const results = new Map<string, { errorCode: number; offset: number }>();
+      for (const t of response.topics) for (const p of t.partitions) results.set(keyOf(t.name, p.partitionIndex), p);
+      let refresh = false;
+      for (let i = 0; i < list.length; i++) {
+        const a = list[i]!;
+        a.resetting = false;
+        if (a.generation !== generations[i] || a.position !== undefined) continue;
+        const r = results.get(keyOf(a.topic, a.partition));
+        if (r === undefined) continue;
+        if (r.errorCode === 0) {
+          a.position = r.offset;
+          a.errors = 0;
+          continue;
+        }
+        const name = errorNameOf(r.errorCode);
+        if (!ERRORS[name].retriable) {
+          this.fail(new TributaryError(name, `list offsets of ${a.topic}-${a.partition}: ${ERRORS[name].message}`));
+          return;
+        }
+        a.retryAtMs = now + backoffMs(a.errors++, this.retry);
+        if (needsMetadataRefresh(name)) refresh = true;
+      }
+      if (refresh) this.refreshMetadata();
+    } catch (error) {
+      const now = performance.now();
+      for (const a of list) {
+        a.resetting = false;
+        a.retryAtMs = now + backoffMs(a.errors++, this.retry);
+      }
+      if (error instanceof TributaryError && !error.retriable) this.fail(error);
+      else this.refreshMetadata();
+    }
+    this.schedulePump();
+  }
+
+  private moveTo(a: Assignment, offset: number): void {
+    a.position = offset;
+    a.generation++;
+    a.retryAtMs = 0;
+    a.errors = 0;
+    // Drop what was prefetched for it (take() also skips stale generations; this frees the room now).
+    let bytes = 0;
+    const kept: Buffered[] = [];
+    for (let i = this.bufferHead; i < this.buffer.length; i++) {
+      const item = this.buffer[i]!;
+      if (item.assignment === a) bytes += item.bytes;
+      else kept.push(item);
+    }
+    this.buffer = kept;
+    this.bufferHead = 0;
+    this.bufferedBytes -= bytes;
+  }
+
+  private mustBeConnected(): void {
+    if (this.closed) throw new TributaryError('INVALID_REQUEST', 'consumer is disconnected');
+    if (!this.connected) throw new TributaryError('INVALID_REQUEST', 'consumer is not connected: call connect() first');
+  }
+}
+
+function keyOf(topic: string, partition: number): string {
+  return `${topic}\u0000${partition}`;
+}
+
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new TributaryError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function nonNegativeInt(name: string, value: number, code: 'INVALID_CONFIG' | 'INVALID_REQUEST' = 'INVALID_CONFIG'): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new TributaryError(code, `${name} must be an integer >= 0, got ${value}`);
+  return value;
+}

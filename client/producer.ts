@@ -1,0 +1,792 @@
+/**
+ * Producer: records in, acknowledged offsets out.
+ *
+ *   send() ──► partitioner ──► accumulator (one open batch per partition; closed after lingerMs
+ *              or at batchBytesMax) ──► sender (one Produce request per leader broker carrying
+ *              every partition it has a batch ready for) ──► acks resolve the send()s
+ *
+ * - One promise per send() call, resolved when every batch holding its records is acknowledged
+ *   at the producer's acks level; records carry no promises or closures of their own.
+ * - Memory is bounded: records count against `bufferBytesMax` from send() until their batch is
+ *   acknowledged or fails; a send() that does not fit waits (FIFO, so order is kept) until
+ *   enough is released. A single record larger than `batchBytesMax` is refused up front.
+ * - Retriable errors (the `retriable` flag of the error table) are retried with exponential
+ *   backoff until `deliveryTimeoutMs` after the batch was closed; errors that mean leadership
+ *   moved refresh the metadata first. A batch is retried alone, once nothing else of its
+ *   partition is in flight, so retries never overtake earlier batches.
+ * - Idempotence (`idempotent: true`): one InitProducerId at connect(); each batch carries the
+ *   producer id, epoch and a per-partition base sequence (advanced by the record count), at
+ *   most `maxInFlightPerPartition` (≤ 5) batches are in flight per partition, and a retried
+ *   batch keeps its bytes, hence its sequence, so the broker can drop duplicates.
+ * - acks=0: the Produce request goes out with RpcConnection.send (the broker answers nothing);
+ *   the send() resolves once the request is handed to the socket, with baseOffset -1.
+ */
+import { performance } from 'node:perf_hooks';
+import { ApiKey } from '../protocol/api-keys.js';
+import { ERRORS, TributaryError, errorNameOf, type ErrorName } from '../protocol/errors.js';
+import type { ProduceRequest, ProduceResponse } from '../protocol/index.js';
+import { buildBatch, type Compression, type RecordHeader, type RecordInput } from '../protocol/record-batch.js';
+import { Cluster, backoffMs, isRetriable, needsMetadataRefresh, type ClusterOptions, type RetryOptions } from './cluster.js';
+import { StickyPartitioner, mathRandomInt, partitionForKey, type RandomInt } from './partitioner.js';
+
+export type Acks = 'all' | -1 | 0 | 1;
+
+export interface ProducerOptions {
+  /** 'all' (= -1): every in-sync replica; 1: the leader; 0: no acknowledgement. Default 'all'. */
+  acks?: Acks;
+  /** Producer id + per-partition sequence numbers so retries cannot duplicate. Default false. */
+  idempotent?: boolean;
+  /** How long a batch waits for more records before it is sent. Default 5. */
+  lingerMs?: number;
+  /** A batch is closed when it reaches this many bytes of records. Default 1 MiB. */
+  batchBytesMax?: number;
+  /** Bytes of records accepted but not yet acknowledged; send() waits past it. Default 32 MiB. */
+  bufferBytesMax?: number;
+  /** Default 'none'. */
+  compression?: Compression;
+  /** Deadline of one Produce request (also sent as the broker's acks timeout). Default: the client's. */
+  requestTimeoutMs?: number;
+  /** How often one batch may be retried. Default: unlimited within deliveryTimeoutMs. */
+  retries?: number;
+  /** A batch that is not acknowledged this long after it was closed fails. Default 30 000. */
+  deliveryTimeoutMs?: number;
+  /** Batches in flight per partition. Default 5 (and at most 5 when idempotent). */
+  maxInFlightPerPartition?: number;
+  /** For tests: the randomness of the sticky partitioner. */
+  random?: RandomInt;
+}
+
+export interface Message {
+  key?: string | Buffer | null;
+  value: string | Buffer | null;
+  headers?: Record<string, string | Buffer>;
+  /** Overrides the partitioner. */
+  partition?: number;
+  /** ms since the epoch; default: when send() was called. */
+  timestamp?: number;
+}
+
+export interface ProducerRecord {
+  topic: string;
+  messages: Message[];
+}
+
+/** One per partition a send() touched: the offset of the first of its records there. */
+export interface ProduceAck {
+  topic: string;
+  partition: number;
+  /** -1 with acks=0. */
+  baseOffset: number;
+}
+
+/** Where one message of a send went (sendWithOffsets). */
+export interface RecordOffset {
+  partition: number;
+  /** -1 with acks=0. */
+  offset: number;
+}
+
+export interface ProducerContext {
+  cluster: ClusterOptions;
+  retry: RetryOptions;
+}
+
+const MiB = 1024 * 1024;
+/** Per-record framing in the batch, roughly (varints, attributes, deltas). */
+const RECORD_OVERHEAD_BYTES = 16;
+const SEQUENCE_MODULUS = 2 ** 31;
+
+/** The records of one send() that went into one batch. */
+interface BatchEntry {
+  send: SendRequest;
+  ack: ProduceAck;
+  /** Index of the first of these records in the batch. */
+  firstIndex: number;
+  count: number;
+  /** Message indexes of these records, when the send wants per-record offsets. */
+  positions: number[] | undefined;
+}
+
+class SendRequest {
+  /** Batches holding some of this send's records and not yet completed. */
+  pendingBatches = 0;
+  appended = false;
+  done = false;
+  readonly acks: ProduceAck[] = [];
+  readonly ackByPartition = new Map<number, ProduceAck>();
+  readonly offsets: RecordOffset[] | undefined;
+  resolve!: (acks: ProduceAck[]) => void;
+  reject!: (error: Error) => void;
+  readonly promise: Promise<ProduceAck[]>;
+
+  constructor(
+    readonly topic: string,
+    readonly records: RecordInput[],
+    readonly sizes: number[],
+    readonly explicitPartitions: (number | undefined)[] | undefined,
+    readonly bytes: number,
+    trackOffsets: boolean,
+  ) {
+    this.offsets = trackOffsets ? new Array<RecordOffset>(records.length) : undefined;
+    this.promise = new Promise<ProduceAck[]>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+}
+
+class Batch {
+  records: RecordInput[] = [];
+  bytes = 0;
+  readonly entries: BatchEntry[] = [];
+  built: Buffer | undefined;
+  recordCount = 0;
+  /** Order within the partition (close order); retries are re-queued by it. */
+  order = 0;
+  baseSequence = -1;
+  attempts = 0;
+  deadlineMs = Infinity;
+  lingerTimer: NodeJS.Timeout | undefined;
+  lastError: TributaryError | undefined;
+
+  constructor(readonly queue: PartitionQueue) {}
+}
+
+class PartitionQueue {
+  open: Batch | undefined;
+  /** Closed batches waiting to be sent, in `order`. */
+  readonly ready: Batch[] = [];
+  readonly inflight = new Set<Batch>();
+  nextOrder = 0;
+  nextSequence = 0;
+  /** Backoff after a retriable error: nothing of this partition is sent before it. */
+  retryAtMs = 0;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+  ) {}
+}
+
+export class Producer {
+  private readonly cluster: Cluster;
+  private readonly acks: -1 | 0 | 1;
+  private readonly idempotent: boolean;
+  private readonly lingerMs: number;
+  private readonly batchBytesMax: number;
+  private readonly bufferBytesMax: number;
+  private readonly compression: Compression;
+  private readonly requestTimeoutMs: number;
+  private readonly retries: number;
+  private readonly deliveryTimeoutMs: number;
+  private readonly maxInFlightPerPartition: number;
+  private readonly retry: RetryOptions;
+  private readonly sticky: StickyPartitioner;
+
+  private readonly queues = new Map<string, Map<number, PartitionQueue>>();
+  private producerId = -1;
+  private producerEpoch = -1;
+  private connected = false;
+  private closing = false;
+
+  /** Bytes of records accepted and not yet acknowledged or failed. */
+  private bufferedBytes = 0;
+  /** send()s waiting for metadata or buffer space, in call order. */
+  private readonly appendQueue: SendRequest[] = [];
+  private pumping = false;
+  private wakeAppender: (() => void) | undefined;
+  /** send()s not yet settled; flush() waits for zero. */
+  private outstanding = 0;
+  private idleWaiters: Array<() => void> = [];
+  private readonly lingerZero = new Set<PartitionQueue>();
+  private lingerZeroScheduled = false;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private drainTimerAtMs = Infinity;
+  private drainScheduled = false;
+
+  constructor(context: ProducerContext, options: ProducerOptions = {}) {
+    this.acks = wireAcks(options.acks ?? 'all');
+    this.idempotent = options.idempotent ?? false;
+    this.lingerMs = nonNegativeInt('lingerMs', options.lingerMs ?? 5);
+    this.batchBytesMax = positiveInt('batchBytesMax', options.batchBytesMax ?? MiB);
+    this.bufferBytesMax = positiveInt('bufferBytesMax', options.bufferBytesMax ?? 32 * MiB);
+    if (this.bufferBytesMax < this.batchBytesMax) {
+      throw new TributaryError('INVALID_CONFIG', `bufferBytesMax (${this.bufferBytesMax}) must be at least batchBytesMax (${this.batchBytesMax})`);
+    }
+    this.compression = options.compression ?? 'none';
+    if (this.compression !== 'none' && this.compression !== 'gzip') throw new TributaryError('INVALID_CONFIG', `compression must be 'none' or 'gzip', got ${String(this.compression)}`);
+    this.requestTimeoutMs = positiveInt('requestTimeoutMs', options.requestTimeoutMs ?? context.cluster.requestTimeoutMs);
+    this.retries = nonNegativeInt('retries', options.retries ?? Number.MAX_SAFE_INTEGER);
+    this.deliveryTimeoutMs = positiveInt('deliveryTimeoutMs', options.deliveryTimeoutMs ?? 30_000);
+    this.maxInFlightPerPartition = positiveInt('maxInFlightPerPartition', options.maxInFlightPerPartition ?? 5);
+    if (this.idempotent && this.maxInFlightPerPartition > 5) {
+      throw new TributaryError('INVALID_CONFIG', `an idempotent producer keeps at most 5 batches in flight per partition, got maxInFlightPerPartition=${this.maxInFlightPerPartition}`);
+    }
+    if (this.idempotent && this.acks !== -1) throw new TributaryError('INVALID_CONFIG', "an idempotent producer needs acks 'all'");
+    this.retry = context.retry;
+    this.sticky = new StickyPartitioner(options.random ?? mathRandomInt);
+    this.cluster = new Cluster(context.cluster);
+  }
+
+  /** Fetch metadata, and with idempotence get a producer id (fails clearly if the broker cannot). */
+  async connect(): Promise<void> {
+    if (this.closing) throw new TributaryError('INVALID_REQUEST', 'producer is disconnected');
+    await this.cluster.connect();
+    if (this.idempotent && this.producerId === -1) await this.initProducerId();
+    this.connected = true;
+  }
+
+  /** The producer id and epoch (-1 until an idempotent producer connected). */
+  get producerIdentity(): { producerId: number; producerEpoch: number } {
+    return { producerId: this.producerId, producerEpoch: this.producerEpoch };
+  }
+
+  /** Bytes accepted and not yet acknowledged (what bufferBytesMax bounds). */
+  get bufferedBytesNow(): number {
+    return this.bufferedBytes;
+  }
+
+  /**
+   * Send records to one topic. Resolves with one ack per partition touched once the acks level
+   * is met for all of them; rejects with the first TributaryError (e.g. NOT_ENOUGH_REPLICAS with
+   * the broker's message) once retries are exhausted.
+   */
+  send(record: ProducerRecord): Promise<ProduceAck[]> {
+    let request: SendRequest;
+    try {
+      request = this.normalise(record, false);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.submit(request);
+    return request.promise;
+  }
+
+  /** send(), also saying where each message went (`records[i]` is `messages[i]`). */
+  async sendWithOffsets(record: ProducerRecord): Promise<{ acks: ProduceAck[]; records: RecordOffset[] }> {
+    const request = this.normalise(record, true);
+    this.submit(request);
+    const acks = await request.promise;
+    return { acks, records: request.offsets! };
+  }
+
+  /** Send every open batch now and wait until every send() so far has settled. */
+  async flush(): Promise<void> {
+    for (const byPartition of this.queues.values()) for (const q of byPartition.values()) if (q.open !== undefined) this.closeBatch(q);
+    if (this.outstanding === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Flush what was sent so far, then close the connections. */
+  async disconnect(): Promise<void> {
+    if (!this.closing) {
+      this.closing = true;
+      try {
+        await this.flush();
+      } finally {
+        if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
+        await this.cluster.close();
+      }
+    }
+  }
+
+  // ---- accepting records ------------------------------------------------------------------
+
+  private submit(request: SendRequest): void {
+    this.outstanding++;
+    if (this.appendQueue.length === 0 && this.canAppend(request)) {
+      this.append(request);
+    } else {
+      this.appendQueue.push(request);
+      void this.pumpAppends();
+    }
+  }
+
+  private normalise(record: ProducerRecord, trackOffsets: boolean): SendRequest {
+    if (this.closing) throw new TributaryError('INVALID_REQUEST', 'producer is disconnected');
+    if (!this.connected) throw new TributaryError('INVALID_REQUEST', 'producer is not connected: call connect() first');
+    if (record === null || typeof record !== 'object') throw new TributaryError('INVALID_REQUEST', 'send: expected { topic, messages }');
+    if (typeof record.topic !== 'string' || record.topic === '') throw new TributaryError('INVALID_REQUEST', 'send: topic must be a non-empty string');
+    if (!Array.isArray(record.messages) || record.messages.length === 0) throw new TributaryError('INVALID_REQUEST', 'send: messages must be a non-empty array');
+    const now = Date.now();
+    const n = record.messages.length;
+    const records = new Array<RecordInput>(n);
+    const sizes = new Array<number>(n);
+    let explicit: (number | undefined)[] | undefined;
+    let bytes = 0;
+    for (let i = 0; i < n; i++) {
+      const m = record.messages[i]!;
+      const key = toBytes(m.key, `messages[${i}].key`);
+      const value = toBytes(m.value, `messages[${i}].value`);
+      let size = RECORD_OVERHEAD_BYTES + (key?.length ?? 0) + (value?.length ?? 0);
+      let headers: RecordHeader[] | undefined;
+      if (m.headers !== undefined) {
+        headers = [];
+        for (const [hk, hv] of Object.entries(m.headers)) {
+          const hb = toBytes(hv, `messages[${i}].headers.${hk}`);
+          headers.push({ key: hk, value: hb });
+          size += Buffer.byteLength(hk) + (hb?.length ?? 0) + 4;
+        }
+      }
+      const timestamp = m.timestamp ?? now;
+      if (!Number.isSafeInteger(timestamp) || timestamp < 0) throw new TributaryError('INVALID_REQUEST', `messages[${i}].timestamp: expected ms since the epoch, got ${timestamp}`);
+      if (m.partition !== undefined) {
+        if (!Number.isInteger(m.partition) || m.partition < 0) throw new TributaryError('INVALID_REQUEST', `messages[${i}].partition: expected an integer >= 0, got ${m.partition}`);
+        explicit ??= new Array<number | undefined>(n);
+        explicit[i] = m.partition;
+      }
+      if (size > this.batchBytesMax) {
+        throw new TributaryError('MESSAGE_TOO_LARGE', `messages[${i}] is ${size} bytes, larger than batchBytesMax=${this.batchBytesMax}`);
+      }
+      records[i] = headers === undefined ? { key, value, timestamp } : { key, value, headers, timestamp };
+      sizes[i] = size;
+      bytes += size;
+    }
+    return new SendRequest(record.topic, records, sizes, explicit, bytes, trackOffsets);
+  }
+
+  private canAppend(request: SendRequest): boolean {
+    const topic = this.cluster.topic(request.topic);
+    if (topic === undefined || topic.partitions.length === 0) return false;
+    return this.bufferedBytes === 0 || this.bufferedBytes + request.bytes <= this.bufferBytesMax;
+  }
+
+  /** Move waiting send()s into the accumulator, in order, as metadata and buffer space allow. */
+  private async pumpAppends(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.appendQueue.length > 0) {
+        const head = this.appendQueue[0]!;
+        const topic = this.cluster.topic(head.topic);
+        if (topic === undefined || topic.partitions.length === 0) {
+          try {
+            await this.cluster.ensureTopic(head.topic, Math.min(this.deliveryTimeoutMs, this.requestTimeoutMs));
+          } catch (error) {
+            this.appendQueue.shift();
+            this.settle(head, error instanceof Error ? error : new Error(String(error)));
+            continue;
+          }
+        }
+        if (!this.canAppend(head)) {
+          await new Promise<void>((resolve) => {
+            this.wakeAppender = resolve;
+          });
+          continue;
+        }
+        this.appendQueue.shift();
+        this.append(head);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private append(request: SendRequest): void {
+    const topic = this.cluster.topic(request.topic)!;
+    const numPartitions = topic.partitions.length;
+    if (request.explicitPartitions !== undefined) {
+      for (const p of request.explicitPartitions) {
+        if (p !== undefined && p >= numPartitions) {
+          this.settle(request, new TributaryError('UNKNOWN_TOPIC_OR_PARTITION', `partition ${p} of topic ${request.topic} does not exist (it has ${numPartitions})`));
+          return;
+        }
+      }
+    }
+    this.bufferedBytes += request.bytes;
+    const records = request.records;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      const size = request.sizes[i]!;
+      let partition = request.explicitPartitions?.[i];
+      const sticky = partition === undefined && r.key === null;
+      if (partition === undefined) {
+        partition = r.key !== null ? partitionForKey(r.key, numPartitions) : this.sticky.current(request.topic, numPartitions);
+      }
+      let q = this.queueFor(request.topic, partition);
+      if (q.open !== undefined && q.open.bytes + size > this.batchBytesMax) {
+        this.closeBatch(q);
+        if (sticky) {
+          // Closing the sticky partition's batch moved the sticky partition: follow it (KIP-480).
+          partition = this.sticky.current(request.topic, numPartitions);
+          q = this.queueFor(request.topic, partition);
+        }
+      }
+      const batch = q.open ?? this.openBatch(q);
+      const index = batch.records.length;
+      batch.records.push(r);
+      batch.bytes += size;
+      let entry = batch.entries[batch.entries.length - 1];
+      if (entry === undefined || entry.send !== request) {
+        let ack = request.ackByPartition.get(partition);
+        if (ack === undefined) {
+          ack = { topic: request.topic, partition, baseOffset: -1 };
+          request.ackByPartition.set(partition, ack);
+          request.acks.push(ack);
+        }
+        entry = { send: request, ack, firstIndex: index, count: 0, positions: request.offsets === undefined ? undefined : [] };
+        batch.entries.push(entry);
+        request.pendingBatches++;
+      }
+      entry.count++;
+      entry.positions?.push(i);
+      if (batch.bytes >= this.batchBytesMax) this.closeBatch(q);
+    }
+    // The records live in their batches now; the send keeps only its bookkeeping.
+    request.records.length = 0;
+    request.sizes.length = 0;
+    request.appended = true;
+    if (request.pendingBatches === 0) this.settle(request, undefined);
+  }
+
+  private queueFor(topic: string, partition: number): PartitionQueue {
+    let byPartition = this.queues.get(topic);
+    if (byPartition === undefined) {
+      byPartition = new Map();
+      this.queues.set(topic, byPartition);
+    }
+    let q = byPartition.get(partition);
+    if (q === undefined) {
+      q = new PartitionQueue(topic, partition);
+      byPartition.set(partition, q);
+    }
+    return q;
+  }
+
+  private openBatch(q: PartitionQueue): Batch {
+    const batch = new Batch(q);
+    q.open = batch;
+    if (this.lingerMs > 0) {
+      batch.lingerTimer = setTimeout(Producer.onLinger, this.lingerMs, this, batch);
+    } else {
+      this.lingerZero.add(q);
+      if (!this.lingerZeroScheduled) {
+        this.lingerZeroScheduled = true;
+        setImmediate(Producer.onLingerZero, this);
+      }
+    }
+    return batch;
+  }
+
+  private static onLinger(this: void, producer: Producer, batch: Batch): void {
+    batch.lingerTimer = undefined;
+    if (batch.queue.open === batch) producer.closeBatch(batch.queue);
+  }
+
+  private static onLingerZero(this: void, producer: Producer): void {
+    producer.lingerZeroScheduled = false;
+    for (const q of producer.lingerZero) if (q.open !== undefined) producer.closeBatch(q);
+    producer.lingerZero.clear();
+  }
+
+  /** Close the open batch of `q`: encode it (stamping the sequence) and queue it for sending. */
+  private closeBatch(q: PartitionQueue): void {
+    const batch = q.open;
+    if (batch === undefined) return;
+    q.open = undefined;
+    if (batch.lingerTimer !== undefined) clearTimeout(batch.lingerTimer);
+    batch.lingerTimer = undefined;
+    batch.recordCount = batch.records.length;
+    batch.order = q.nextOrder++;
+    const options: Parameters<typeof buildBatch>[0] = {
+      records: batch.records,
+      firstTimestamp: batch.records[0]!.timestamp ?? Date.now(),
+      compression: this.compression,
+    };
+    if (this.idempotent) {
+      batch.baseSequence = q.nextSequence;
+      q.nextSequence = (q.nextSequence + batch.recordCount) % SEQUENCE_MODULUS;
+      options.producerId = this.producerId;
+      options.producerEpoch = this.producerEpoch;
+      options.baseSequence = batch.baseSequence;
+    }
+    batch.built = buildBatch(options);
+    batch.records = [];
+    batch.deadlineMs = performance.now() + this.deliveryTimeoutMs;
+    q.ready.push(batch);
+    const topic = this.cluster.topic(q.topic);
+    if (topic !== undefined) this.sticky.onBatchClosed(q.topic, q.partition, topic.partitions.length);
+    this.scheduleDrain(0);
+  }
+
+  // ---- sending ------------------------------------------------------------------------------
+
+  /** Run the sender soon: at once (next tick) for delayMs 0, else at the earliest asked time. */
+  private scheduleDrain(delayMs: number): void {
+    if (delayMs <= 0) {
+      if (this.drainScheduled) return;
+      this.drainScheduled = true;
+      queueMicrotask(() => {
+        this.drainScheduled = false;
+        this.drain();
+      });
+      return;
+    }
+    const at = performance.now() + delayMs;
+    if (this.drainTimer !== undefined && this.drainTimerAtMs <= at) return;
+    if (this.drainTimer !== undefined) clearTimeout(this.drainTimer);
+    this.drainTimerAtMs = at;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = undefined;
+      this.drainTimerAtMs = Infinity;
+      this.drain();
+    }, delayMs);
+  }
+
+  /**
+   * Take what can be sent now: per partition the next ready batch (a retry only when nothing
+   * else of the partition is in flight), per broker one Produce request. Repeats while partitions
+   * have more batches and in-flight room.
+   */
+  private drain(): void {
+    const now = performance.now();
+    let needMetadata = false;
+    let wakeInMs = Infinity;
+    for (;;) {
+      const byBroker = new Map<number, { batches: Batch[]; leaderEpochs: number[] }>();
+      for (const byPartition of this.queues.values()) {
+        for (const q of byPartition.values()) {
+          if (q.ready.length === 0) continue;
+          // Batches whose delivery deadline passed while waiting fail here.
+          while (q.ready.length > 0 && q.ready[0]!.deadlineMs <= now) {
+            const expired = q.ready.shift()!;
+            this.failBatch(expired, expiredError(expired, this.deliveryTimeoutMs));
+          }
+          if (q.ready.length === 0) continue;
+          wakeInMs = Math.min(wakeInMs, q.ready[0]!.deadlineMs - now);
+          if (q.retryAtMs > now) {
+            wakeInMs = Math.min(wakeInMs, q.retryAtMs - now);
+            continue;
+          }
+          const head = q.ready[0]!;
+          if (head.attempts > 0 && q.inflight.size > 0) continue;
+          if (q.inflight.size >= this.maxInFlightPerPartition) continue;
+          const meta = this.cluster.partition(q.topic, q.partition);
+          if (meta === undefined || meta.leader < 0 || !this.cluster.brokers.has(meta.leader)) {
+            needMetadata = true;
+            continue;
+          }
+          q.ready.shift();
+          let group = byBroker.get(meta.leader);
+          if (group === undefined) {
+            group = { batches: [], leaderEpochs: [] };
+            byBroker.set(meta.leader, group);
+          }
+          group.batches.push(head);
+          group.leaderEpochs.push(meta.leaderEpoch);
+          q.inflight.add(head);
+          head.attempts++;
+        }
+      }
+      if (byBroker.size === 0) break;
+      for (const [brokerId, group] of byBroker) void this.sendToBroker(brokerId, group.batches, group.leaderEpochs);
+    }
+    if (needMetadata) {
+      this.cluster.refresh(this.queues.keys()).then(
+        () => this.scheduleDrain(0),
+        () => this.scheduleDrain(backoffMs(0, this.retry)),
+      );
+    } else if (wakeInMs < Infinity) {
+      this.scheduleDrain(Math.max(1, Math.ceil(wakeInMs)));
+    }
+  }
+
+  private async sendToBroker(brokerId: number, batches: Batch[], leaderEpochs: number[]): Promise<void> {
+    const topicData: ProduceRequest['topicData'] = [];
+    const byTopic = new Map<string, ProduceRequest['topicData'][number]>();
+    for (let i = 0; i < batches.length; i++) {
+      const b = batches[i]!;
+      let t = byTopic.get(b.queue.topic);
+      if (t === undefined) {
+        t = { name: b.queue.topic, partitionData: [] };
+        byTopic.set(b.queue.topic, t);
+        topicData.push(t);
+      }
+      t.partitionData.push({ index: b.queue.partition, currentLeaderEpoch: leaderEpochs[i]!, records: b.built! });
+    }
+    const body: ProduceRequest = { transactionalId: null, acks: this.acks, timeoutMs: this.requestTimeoutMs, topicData };
+    let response: ProduceResponse;
+    try {
+      const connection = await this.cluster.connectionTo(brokerId);
+      if (this.acks === 0) {
+        if (!connection.send(ApiKey.Produce, body)) throw new TributaryError('NETWORK_EXCEPTION', `connection to broker ${brokerId} closed`);
+        for (const b of batches) this.completeBatch(b, -1);
+        this.scheduleDrain(0);
+        return;
+      }
+      // The broker waits up to timeoutMs for acks; give the round trip a little on top.
+      response = await connection.request(ApiKey.Produce, body, { timeoutMs: this.requestTimeoutMs + 1000 });
+    } catch (error) {
+      const e = error instanceof TributaryError ? error : new TributaryError('UNKNOWN_SERVER_ERROR', String(error), { cause: error });
+      for (const b of batches) this.batchFailedAttempt(b, e);
+      this.scheduleDrain(0);
+      return;
+    }
+    const results = new Map<string, ProduceResponse['responses'][number]['partitionResponses'][number]>();
+    for (const t of response.responses) for (const p of t.partitionResponses) results.set(`${t.name}\u0000${p.index}`, p);
+    for (const b of batches) {
+      const r = results.get(`${b.queue.topic}\u0000${b.queue.partition}`);
+      if (r === undefined) {
+        this.batchFailedAttempt(b, new TributaryError('UNKNOWN_SERVER_ERROR', `the Produce response has no result for ${b.queue.topic}-${b.queue.partition}`));
+        continue;
+      }
+      if (r.errorCode === 0) {
+        this.completeBatch(b, r.baseOffset);
+        continue;
+      }
+      const name = errorNameOf(r.errorCode);
+      if (name === 'DUPLICATE_SEQUENCE_NUMBER' && this.idempotent) {
+        // The broker already has this batch (an earlier attempt landed): it counts as written.
+        this.completeBatch(b, r.baseOffset);
+        continue;
+      }
+      this.batchFailedAttempt(b, new TributaryError(name, r.errorMessage ?? `partition ${b.queue.topic}-${b.queue.partition}: ${ERRORS[name].message}`));
+    }
+    this.scheduleDrain(0);
+  }
+
+  /** An attempt failed: re-queue it (in partition order) for a retry, or fail it for good. */
+  private batchFailedAttempt(b: Batch, error: TributaryError): void {
+    const q = b.queue;
+    q.inflight.delete(b);
+    b.lastError = error;
+    let retriable = isRetriable(error);
+    // With idempotence an out-of-order sequence behind an earlier batch still pending is the
+    // earlier batch's failure echoing: retry it after that one.
+    if (!retriable && this.idempotent && error.code === 'OUT_OF_ORDER_SEQUENCE_NUMBER' && this.hasEarlierPending(q, b)) retriable = true;
+    const now = performance.now();
+    if (!retriable || b.attempts > this.retries || now >= b.deadlineMs) {
+      this.failBatch(b, error);
+      return;
+    }
+    let at = 0;
+    while (at < q.ready.length && q.ready[at]!.order < b.order) at++;
+    q.ready.splice(at, 0, b);
+    q.retryAtMs = Math.max(q.retryAtMs, now + backoffMs(b.attempts - 1, this.retry));
+    if (needsMetadataRefresh(error.code)) {
+      this.cluster.refresh(this.queues.keys()).then(
+        () => this.scheduleDrain(0),
+        () => undefined,
+      );
+    }
+    this.scheduleDrain(Math.max(1, Math.ceil(q.retryAtMs - now)));
+  }
+
+  private hasEarlierPending(q: PartitionQueue, b: Batch): boolean {
+    for (const other of q.inflight) if (other.order < b.order) return true;
+    for (const other of q.ready) if (other.order < b.order) return true;
+    return false;
+  }
+
+  private completeBatch(b: Batch, baseOffset: number): void {
+    b.queue.inflight.delete(b);
+    for (const e of b.entries) {
+      const send = e.send;
+      if (send.done) continue;
+      const first = baseOffset < 0 ? -1 : baseOffset + e.firstIndex;
+      if (e.ack.baseOffset < 0 || (first >= 0 && first < e.ack.baseOffset)) e.ack.baseOffset = first;
+      if (e.positions !== undefined && send.offsets !== undefined) {
+        for (let k = 0; k < e.positions.length; k++) {
+          send.offsets[e.positions[k]!] = { partition: b.queue.partition, offset: baseOffset < 0 ? -1 : baseOffset + e.firstIndex + k };
+        }
+      }
+      send.pendingBatches--;
+      if (send.pendingBatches === 0 && send.appended) this.settle(send, undefined);
+    }
+    this.release(b);
+  }
+
+  private failBatch(b: Batch, error: TributaryError): void {
+    b.queue.inflight.delete(b);
+    for (const e of b.entries) {
+      e.send.pendingBatches--;
+      this.settle(e.send, error);
+    }
+    this.release(b);
+  }
+
+  /** The batch is done: give its bytes back to the buffer and wake a waiting send(). */
+  private release(b: Batch): void {
+    this.bufferedBytes -= b.bytes;
+    b.bytes = 0;
+    b.built = undefined;
+    const wake = this.wakeAppender;
+    if (wake !== undefined) {
+      this.wakeAppender = undefined;
+      wake();
+    }
+  }
+
+  private settle(send: SendRequest, error: Error | undefined): void {
+    if (send.done) return;
+    send.done = true;
+    if (error === undefined) send.resolve(send.acks);
+    else send.reject(error);
+    this.outstanding--;
+    if (this.outstanding === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private async initProducerId(): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      let response;
+      try {
+        response = await this.cluster.requestAny(ApiKey.InitProducerId, { transactionalId: null, transactionTimeoutMs: -1, producerId: -1, producerEpoch: -1 });
+      } catch (error) {
+        if (error instanceof TributaryError && error.code === 'UNSUPPORTED_VERSION') {
+          throw new TributaryError('UNSUPPORTED_VERSION', `idempotent producer: the broker does not support InitProducerId (${error.message}); connect with idempotent: false`, { cause: error });
+        }
+        throw error;
+      }
+      if (response.errorCode === 0) {
+        this.producerId = response.producerId;
+        this.producerEpoch = response.producerEpoch;
+        return;
+      }
+      const name = errorNameOf(response.errorCode);
+      // E.g. NOT_CONTROLLER or COORDINATOR_NOT_AVAILABLE while the controller fails over.
+      if (!ERRORS[name].retriable || attempt >= this.retry.retries) {
+        throw new TributaryError(name, `idempotent producer: InitProducerId failed: ${ERRORS[name].message}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt, this.retry)));
+    }
+  }
+}
+
+function wireAcks(acks: Acks): -1 | 0 | 1 {
+  if (acks === 'all' || acks === -1) return -1;
+  if (acks === 0 || acks === 1) return acks;
+  throw new TributaryError('INVALID_CONFIG', `acks must be 'all', -1, 0 or 1, got ${String(acks)}`);
+}
+
+function toBytes(value: string | Uint8Array | null | undefined, field: string): Buffer | null {
+  if (value === null || value === undefined) return null;
+  if (typeof value === 'string') return Buffer.from(value, 'utf8');
+  if (Buffer.isBuffer(value)) return value;
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  throw new TributaryError('INVALID_REQUEST', `${field}: expected a string, a Buffer or null`);
+}
+
+/**
+ * A batch whose delivery deadline passed while it waited for a retry: it fails with the error
+ * that kept it from being written (e.g. NOT_ENOUGH_REPLICAS with the broker's message), which
+ * says more than a timeout would; REQUEST_TIMED_OUT only if it never got an answer.
+ */
+function expiredError(b: Batch, deliveryTimeoutMs: number): TributaryError {
+  if (b.lastError !== undefined) return b.lastError;
+  const code: ErrorName = 'REQUEST_TIMED_OUT';
+  return new TributaryError(code, `batch for ${b.queue.topic}-${b.queue.partition} not acknowledged within deliveryTimeoutMs=${deliveryTimeoutMs}`);
+}
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value <= 0) throw new TributaryError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+function nonNegativeInt(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new TributaryError('INVALID_CONFIG', `${name} must be an integer >= 0, got ${value}`);
+  return value;
+}

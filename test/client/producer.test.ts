@@ -1,0 +1,207 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { waitFor } from '../../common/wait.js';
+import { TributaryError } from '../../client/index.js';
+import { partitionForKey } from '../../client/partitioner.js';
+import { decodeBatchRecords, iterateBatches } from '../../protocol/record-batch.js';
+import { FakeCluster, clientFor } from './fake-broker.js';
+
+function values(log: Buffer): string[] {
+  const out: string[] = [];
+  for (const { pos } of iterateBatches(log)) for (const r of decodeBatchRecords(log, pos)) out.push(r.value?.toString() ?? 'null');
+  return out;
+}
+
+async function withFake(brokers: number, fn: (fake: FakeCluster) => Promise<void>): Promise<void> {
+  const fake = await FakeCluster.start(brokers);
+  try {
+    await fn(fake);
+  } finally {
+    await fake.close();
+  }
+}
+
+test('send resolves with one ack per partition touched, keys placed by murmur2, offsets as the broker stamped', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('orders', 3);
+    const producer = clientFor(fake).producer({ acks: 'all', lingerMs: 1 });
+    await producer.connect();
+    const keys = ['a', 'hello', 'kafka', 'foobar', 'a'];
+    const acks = await producer.send({ topic: 'orders', messages: keys.map((k, i) => ({ key: k, value: `v${i}`, headers: { h: 'x' } })) });
+    const expected = new Set(keys.map((k) => partitionForKey(Buffer.from(k), 3)));
+    assert.deepEqual(new Set(acks.map((a) => a.partition)), expected);
+    for (const a of acks) assert.equal(a.baseOffset, 0);
+    assert.equal(acks.length, expected.size);
+    // Both 'a' records went to the same partition, in order.
+    const pa = partitionForKey(Buffer.from('a'), 3);
+    const inA = values(fake.log('orders', pa));
+    assert.deepEqual(inA.filter((v) => v === 'v0' || v === 'v4'), ['v0', 'v4']);
+    const second = await producer.send({ topic: 'orders', messages: [{ key: 'a', value: 'again' }] });
+    assert.deepEqual(second, [{ topic: 'orders', partition: pa, baseOffset: inA.length }]);
+    const withOffsets = await producer.sendWithOffsets({ topic: 'orders', messages: [{ key: 'a', value: 'x' }, { key: 'kafka', value: 'y' }, { key: 'a', value: 'z' }] });
+    assert.equal(partitionForKey(Buffer.from('kafka'), 3), pa); // both land on partition 1 of 3
+    assert.deepEqual(withOffsets.records, [
+      { partition: pa, offset: inA.length + 1 },
+      { partition: pa, offset: inA.length + 2 },
+      { partition: pa, offset: inA.length + 3 },
+    ]);
+    await producer.disconnect();
+  }));
+
+test('records sent within lingerMs share one batch; a full batch goes at once without waiting for linger', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('t', 1);
+    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 20 });
+    await producer.connect();
+    await Promise.all([0, 1, 2].map((i) => producer.send({ topic: 't', messages: [{ value: `m${i}` }] })));
+    assert.equal(fake.produced.length, 1);
+    assert.equal(fake.produced[0]!.header.recordCount, 3);
+    assert.equal(fake.produced[0]!.acks, 1);
+
+    const slow = clientFor(fake).producer({ acks: 1, lingerMs: 60_000, batchBytesMax: 1000 });
+    await slow.connect();
+    const value = 'x'.repeat(200); // ~216 bytes each with overhead: 4 fit in 1000 bytes, the 5th closes it
+    const sends = [0, 1, 2, 3, 4, 5].map(() => slow.send({ topic: 't', messages: [{ value }] }));
+    await Promise.all(sends.slice(0, 4)); // resolved long before the 60 s linger
+    assert.equal(fake.produced.length, 2);
+    assert.equal(fake.produced[1]!.header.recordCount, 4);
+    let fifthDone = false;
+    void sends[4]!.then(() => (fifthDone = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(fifthDone, false, 'the open batch waits for linger (or flush)');
+    await slow.flush();
+    assert.equal(fifthDone, true);
+    assert.equal(fake.produced.length, 3);
+    assert.equal(fake.produced[2]!.header.recordCount, 2);
+    await Promise.all([producer.disconnect(), slow.disconnect()]);
+  }));
+
+test('keyless records stick to one partition until its batch is sent, then switch (KIP-480)', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('s', 4);
+    let r = 0;
+    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 60_000, batchBytesMax: 500, random: (n) => r++ % n });
+    await producer.connect();
+    const value = 'v'.repeat(100); // 116 bytes: 4 records per batch
+    const sent = producer.send({ topic: 's', messages: Array.from({ length: 12 }, () => ({ value })) });
+    await waitFor('two full batches sent', () => fake.produced.length === 2);
+    await producer.flush(); // the third is still lingering
+    await sent;
+    assert.equal(fake.produced.length, 3);
+    for (const p of fake.produced) assert.equal(p.header.recordCount, 4);
+    assert.notEqual(fake.produced[0]!.partition, fake.produced[1]!.partition);
+    assert.notEqual(fake.produced[1]!.partition, fake.produced[2]!.partition);
+    await producer.disconnect();
+  }));
+
+test('send waits while bufferBytesMax of records are unacknowledged, then proceeds in order', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('bp', 1);
+    let release!: () => void;
+    fake.produceGate = new Promise<void>((r) => (release = r));
+    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 0, batchBytesMax: 2048, bufferBytesMax: 2048 });
+    await producer.connect();
+    const value = 'b'.repeat(600); // 616 bytes each: three fit in 2048
+    let resolved = 0;
+    const sends = Array.from({ length: 10 }, (_, i) => producer.send({ topic: 'bp', messages: [{ value: `${i}:${value}` }] }).then((acks) => (resolved++, acks)));
+    await waitFor('the first batch at the broker', () => fake.produced.length >= 1);
+    await new Promise((r) => setImmediate(r));
+    assert.ok(producer.bufferedBytesNow <= 2048, `buffered ${producer.bufferedBytesNow}`);
+    const accepted = fake.produced.reduce((n, p) => n + p.header.recordCount, 0);
+    assert.equal(accepted, 3, 'only what fits in the buffer was accepted');
+    assert.equal(resolved, 0);
+    release();
+    fake.produceGate = undefined;
+    const acks = await Promise.all(sends);
+    assert.deepEqual(acks.map((a) => a[0]!.baseOffset), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(values(fake.log('bp', 0)).map((v) => v.split(':')[0]), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    assert.equal(producer.bufferedBytesNow, 0);
+    await producer.disconnect();
+  }));
+
+test('NOT_LEADER_OR_FOLLOWER after the leader moved: metadata refresh, retry on the new leader with its epoch', () =>
+  withFake(2, async (fake) => {
+    fake.createTopic('moving', 1);
+    assert.equal(fake.partition('moving', 0).leader, 1);
+    const producer = clientFor(fake).producer({ acks: 'all', lingerMs: 0 });
+    await producer.connect();
+    assert.deepEqual(await producer.send({ topic: 'moving', messages: [{ value: 'one' }] }), [{ topic: 'moving', partition: 0, baseOffset: 0 }]);
+    fake.moveLeader('moving', 0, 2);
+    const metadataBefore = fake.metadataRequests.length;
+    assert.deepEqual(await producer.send({ topic: 'moving', messages: [{ value: 'two' }] }), [{ topic: 'moving', partition: 0, baseOffset: 1 }]);
+    assert.deepEqual(fake.produced.map((p) => p.brokerId), [1, 1, 2]);
+    assert.deepEqual(fake.produced.map((p) => p.currentLeaderEpoch), [0, 0, 1]);
+    assert.ok(fake.metadataRequests.length > metadataBefore);
+    assert.deepEqual(values(fake.log('moving', 0)), ['one', 'two']);
+    await producer.disconnect();
+  }));
+
+test('a retriable error that persists fails the send after deliveryTimeoutMs with the broker message; a fatal one at once', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('orders', 1);
+    const message = 'partition orders-0 has 1 in-sync replica, min.insync.replicas=2';
+    fake.scriptProduceError('orders', 0, ...Array.from({ length: 10_000 }, () => ({ code: 'NOT_ENOUGH_REPLICAS' as const, message })));
+    const producer = clientFor(fake).producer({ acks: 'all', lingerMs: 0, deliveryTimeoutMs: 300 });
+    await producer.connect();
+    await assert.rejects(producer.send({ topic: 'orders', messages: [{ value: 'x' }] }), (e: unknown) => {
+      assert.ok(e instanceof TributaryError);
+      assert.equal(e.code, 'NOT_ENOUGH_REPLICAS');
+      assert.equal(e.message, `NOT_ENOUGH_REPLICAS: ${message}`);
+      return true;
+    });
+    assert.ok(fake.produced.length > 1, 'it was retried');
+    fake.produceErrors.clear();
+    fake.scriptProduceError('orders', 0, { code: 'INVALID_REQUEST', message: 'records: bad' });
+    const before = fake.produced.length;
+    await assert.rejects(producer.send({ topic: 'orders', messages: [{ value: 'y' }] }), /INVALID_REQUEST: records: bad/);
+    assert.equal(fake.produced.length, before + 1, 'not retried');
+    await assert.rejects(producer.send({ topic: 'orders', messages: [{ value: 'z', partition: 7 }] }), /UNKNOWN_TOPIC_OR_PARTITION: partition 7 of topic orders/);
+    await assert.rejects(producer.send({ topic: 'orders', messages: [] }), /INVALID_REQUEST/);
+    await producer.disconnect();
+  }));
+
+test('acks=0 resolves once written to the socket, with baseOffset -1 and no reply awaited', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('fire', 2);
+    fake.produceGate = new Promise<void>(() => undefined); // a reply would never come
+    const producer = clientFor(fake).producer({ acks: 0, lingerMs: 0 });
+    await producer.connect();
+    const acks = await producer.send({ topic: 'fire', messages: [{ value: 'a', partition: 1 }] });
+    assert.deepEqual(acks, [{ topic: 'fire', partition: 1, baseOffset: -1 }]);
+    await waitFor('the record stored', () => fake.partition('fire', 1).logEndOffset === 1);
+    assert.equal(fake.produced[0]!.acks, 0);
+    await producer.disconnect();
+  }));
+
+test('idempotent: producer id, epoch and per-partition sequences stamped; retried batches land in order, once', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('idem', 2);
+    fake.scriptProduceError('idem', 0, { code: 'NOT_ENOUGH_REPLICAS', message: 'not yet' });
+    const producer = clientFor(fake).producer({ acks: 'all', idempotent: true, lingerMs: 0, batchBytesMax: 200 });
+    await producer.connect();
+    assert.deepEqual(producer.producerIdentity, { producerId: 1000, producerEpoch: 0 });
+    const value = 'i'.repeat(150); // one record per batch: five batches in flight for partition 0
+    const acks = await producer.send({ topic: 'idem', messages: Array.from({ length: 5 }, (_, i) => ({ value: `${i}${value}`, partition: 0 })) });
+    assert.deepEqual(acks, [{ topic: 'idem', partition: 0, baseOffset: 0 }]);
+    assert.deepEqual(values(fake.log('idem', 0)).map((v) => v[0]), ['0', '1', '2', '3', '4']);
+    const first = fake.produced.filter((p) => p.partition === 0);
+    assert.ok(first.length > 5, 'some batches were retried');
+    for (const p of first) {
+      assert.equal(p.header.producerId, 1000);
+      assert.equal(p.header.producerEpoch, 0);
+    }
+    // Sequences: 0..4 first, the failed ones again from the first failure on, in order.
+    assert.deepEqual(first.slice(0, 5).map((p) => p.header.baseSequence), [0, 1, 2, 3, 4]);
+    const retried = first.slice(5).map((p) => p.header.baseSequence);
+    assert.deepEqual(retried, [...retried].sort((a, b) => a - b));
+    assert.equal(retried[0], 0);
+    await producer.send({ topic: 'idem', messages: [{ value: 'a', partition: 1 }, { value: 'b', partition: 1 }] });
+    await producer.send({ topic: 'idem', messages: [{ value: 'c', partition: 1 }] });
+    assert.deepEqual(fake.produced.filter((p) => p.partition === 1).map((p) => p.header.baseSequence), [0, 2]);
+    await producer.disconnect();
+
+    fake.initProducerIdError = 'UNSUPPORTED_VERSION';
+    const refused = clientFor(fake).producer({ idempotent: true });
+    await assert.rejects(refused.connect(), (e: unknown) => e instanceof TributaryError && e.code === 'UNSUPPORTED_VERSION' && /InitProducerId/.test(e.message));
+    await refused.disconnect();
+  }));
