@@ -93,7 +93,7 @@ interface RunResult {
 
 /** Keep `window` sends outstanding (or a fixed rate) for `seconds`. */
 async function produceFor(t: Tributary, topic: string, bytes: number, seconds: number, window: number, ratePerSec?: number): Promise<RunResult> {
-  const producer = t.producer({ acks: 'all', lingerMs: 1 });
+  const producer = t.producer({ acks: 'all', lingerMs: Number(process.env.BENCH_LINGER_MS ?? 5) });
   await producer.connect();
   const value = Buffer.alloc(bytes, 120);
   const latenciesMs: number[] = [];

@@ -268,7 +268,7 @@ export class ReplicaManager {
     for (const part of this.partitions.values()) {
       const state = part.leaderState;
       if (state === null) continue;
-      const isr = state.proposeIsrChange(now, this.config.replicaLagTimeMaxMs);
+      const isr = state.proposeIsrChange(now, this.config.replicaLagTimeMaxMs, (id) => this.link.image.brokers.get(id)?.fenced === false);
       if (isr !== null) changes.push({ part, isr });
     }
     if (changes.length === 0) return;
@@ -300,11 +300,17 @@ export class ReplicaManager {
             else state.releaseWaiters(part.minInsyncReplicas);
           } else {
             state.onIsrChangeFailed();
+            // The high watermark was held to the rejected expansion (e.g. a fenced follower):
+            // recompute it over the committed ISR, or an append made meanwhile stays invisible.
+            this.advanceHighWatermark(part);
           }
         }
       }
     } catch (error) {
-      for (const c of changes) c.part.leaderState?.onIsrChangeFailed();
+      for (const c of changes) {
+        c.part.leaderState?.onIsrChangeFailed();
+        this.advanceHighWatermark(c.part);
+      }
       this.logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'AlterPartition failed');
     }
   }

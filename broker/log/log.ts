@@ -466,7 +466,14 @@ export class Log {
   truncateTo(offset: number): boolean {
     assert(!this.closed, 'truncate of a closed log');
     assert(Number.isSafeInteger(offset) && offset >= 0, `truncate offset ${offset} is not a non-negative integer`);
-    if (offset >= this.logEndOffset) return false;
+    if (offset >= this.logEndOffset) {
+      // No batch to remove, but drop epoch entries starting at the log end: a replica that became
+      // leader (recording its epoch's start offset) and appended nothing before losing leadership
+      // would otherwise keep naming that epoch as its last one, and the leader would answer every
+      // fetch with the same diverging epoch forever (Kafka's UnifiedLog.truncateTo does the same).
+      this.leaderEpochCache.truncateFromEnd(this.logEndOffset);
+      return false;
+    }
     if (offset < this.logStartOffset) {
       this.truncateFullyAndStartAt(offset);
       return true;

@@ -128,10 +128,11 @@ export class LeaderState {
 
   /**
    * The ISR change to ask the controller for now, or null: drop followers that lag longer than
-   * `replicaLagTimeMaxMs`, add replicas that caught up to the high watermark. Never removes the
-   * leader; never proposes while an earlier proposal is pending.
+   * `replicaLagTimeMaxMs`, add replicas that caught up to the high watermark and that
+   * `isEligible` accepts (registered and unfenced: a fenced broker would only be refused, as in
+   * Kafka's KIP-841). Never removes the leader; never proposes while an earlier proposal is pending.
    */
-  proposeIsrChange(nowMs: number, replicaLagTimeMaxMs: number): number[] | null {
+  proposeIsrChange(nowMs: number, replicaLagTimeMaxMs: number, isEligible: (brokerId: number) => boolean = () => true): number[] | null {
     if (this.pendingIsr !== null) return null;
     const next = new Set(this.isr);
     next.add(this.localBrokerId);
@@ -141,7 +142,7 @@ export class LeaderState {
       if (inIsr && nowMs - f.lastCaughtUpTimeMs > replicaLagTimeMaxMs) {
         next.delete(f.brokerId);
         changed = true;
-      } else if (!inIsr && f.logEndOffset >= this.highWatermark && f.logEndOffset >= this.leaderEpochStartOffset && nowMs - f.lastCaughtUpTimeMs <= replicaLagTimeMaxMs) {
+      } else if (!inIsr && isEligible(f.brokerId) && f.logEndOffset >= this.highWatermark && f.logEndOffset >= this.leaderEpochStartOffset && nowMs - f.lastCaughtUpTimeMs <= replicaLagTimeMaxMs) {
         next.add(f.brokerId);
         changed = true;
       }

@@ -126,7 +126,9 @@ export class ReplicaFetcher {
           const target = ours.leaderEpoch === r.divergingEpoch.epoch ? Math.min(ours.endOffset, r.divergingEpoch.endOffset) : ours.endOffset;
           const to = Math.max(0, Math.min(target, part.log.logEndOffset));
           this.logger.warn({ partition: key, from: part.log.logEndOffset, to, leaderEpoch: r.divergingEpoch.epoch }, 'truncating a divergent suffix');
-          part.log.truncateTo(to);
+          // Nothing removed (only stale epoch entries dropped): back off a little, so a divergence
+          // that does not resolve cannot spin this loop hot.
+          if (!part.log.truncateTo(to)) errors++;
           continue;
         }
         if (r.records !== null && r.records.length > 0) {

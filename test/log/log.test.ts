@@ -508,3 +508,16 @@ test('validateLogConfig fills defaults and names the Kafka key it refuses', asyn
     assert.throws(() => validateLogConfig(partial), (err: unknown) => err instanceof TributaryError && err.code === 'INVALID_CONFIG' && name.test(err.message));
   }
 });
+
+test('truncateTo at the log end drops an epoch that started there and has no records (failback regression)', (t) => {
+  const log = openLog(tempDir(t));
+  log.appendAsLeader(makeBatch({ records: 3 }), 0);
+  // Became leader in epoch 1 at offset 3, appended nothing, lost leadership.
+  log.assignEpochStartOffset(1, log.logEndOffset);
+  assert.equal(log.latestEpoch, 1);
+  // The new leader says epoch 0 ends at 3: nothing to cut, but epoch 1 must go.
+  assert.equal(log.truncateTo(3), false);
+  assert.equal(log.latestEpoch, 0);
+  assert.deepEqual(log.endOffsetForEpoch(0), { leaderEpoch: 0, endOffset: 3 });
+  log.close();
+});
