@@ -2,6 +2,7 @@
  * Benchmark dispatcher: `node dist/bench/run.js <name> [--seconds N]`. Each benchmark prints
  * JSON lines on stdout. Adding one is one line in BENCHES.
  */
+import { controllerFailoverBench } from './controller-failover.js';
 import { logBench } from './log.js';
 import { produceBench } from './produce.js';
 
@@ -15,6 +16,12 @@ export interface BenchArgs {
 const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = {
   log: logBench,
   produce: produceBench,
+  'controller-failover': (args) => {
+    const at = args.argv.indexOf('--rounds');
+    const rounds = at >= 0 ? Number(args.argv[at + 1]) : 20;
+    if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds takes a positive integer');
+    return controllerFailoverBench({ rounds });
+  },
 };
 
 function fail(message: string): never {

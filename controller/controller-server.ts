@@ -26,12 +26,17 @@ const METADATA_RECORDS_PER_FETCH_MAX = 2048;
 /** Brokers waiting in FetchMetadata long polls at once. */
 const METADATA_WAITERS_MAX = 4096;
 const PEER_RECONNECT_BACKOFF_MS = 100;
+/** Raft messages held for a peer while its link connects (oldest batches dropped past this). */
+const PEER_HELD_MESSAGES_MAX = 64;
 
 /** A lazily connected link to one other voter; Raft tolerates the messages lost while it is down. */
 class PeerLink {
   private connection: RpcConnection | undefined;
   private connecting = false;
   private nextAttemptAtMs = 0;
+  /** Batches sent while the link was down, oldest first; Raft tolerates their loss, delay and repetition. */
+  private held: RaftMessage[][] = [];
+  private heldCount = 0;
 
   constructor(
     readonly peerId: number,
@@ -46,6 +51,12 @@ class PeerLink {
       conn.send(ApiKey.RaftMessages, { fromId: this.selfId, toId: this.peerId, messages: messages as never });
       return;
     }
+    // Hold what is sent while the link is (re)connecting and send it once the link is up. Dropping
+    // it cost a whole extra election timeout after any restart: followers never talk to each
+    // other, so when the leader dies the survivors' first (pre-)votes went out on cold links.
+    this.held.push(messages);
+    this.heldCount += messages.length;
+    while (this.heldCount > PEER_HELD_MESSAGES_MAX && this.held.length > 1) this.heldCount -= this.held.shift()!.length;
     this.connect();
   }
 
@@ -55,8 +66,15 @@ class PeerLink {
     RpcConnection.connect(this.url, { clientId: `controller-${this.selfId}`, connectTimeoutMs: 1000, keepAliveIntervalMs: 1000 })
       .then((conn) => {
         this.connection = conn;
+        const held = this.held;
+        this.held = [];
+        this.heldCount = 0;
+        for (const batch of held) conn.send(ApiKey.RaftMessages, { fromId: this.selfId, toId: this.peerId, messages: batch as never });
       })
       .catch((error: unknown) => {
+        // The peer is down: what was held is stale by the time it is back (Raft resends).
+        this.held = [];
+        this.heldCount = 0;
         this.nextAttemptAtMs = Date.now() + PEER_RECONNECT_BACKOFF_MS;
         this.logger.debug({ peer: this.peerId, err: error instanceof Error ? error.message : String(error) }, 'peer connect failed');
       })
