@@ -112,7 +112,8 @@ export class ControllerLink {
           metadataOffset: this.image.appliedIndex,
           replicas: this.hooks.replicaReport(),
         },
-        { timeoutMs: Math.max(500, this.config.heartbeatIntervalMs * 5) },
+        // A heartbeat is worth sending only while it can still renew the lease: short attempts.
+        { timeoutMs: Math.max(500, this.config.heartbeatIntervalMs * 5), attemptTimeoutMs: Math.max(250, this.config.heartbeatIntervalMs * 3) },
       );
       this.fenced = r.isFenced;
       if (!r.isFenced && r.leaseDurationMs > 0) this.extendLease(sentAtMs + r.leaseDurationMs);
@@ -157,7 +158,7 @@ export class ControllerLink {
         const r = await this.channel.request(
           ApiKey.FetchMetadata,
           { brokerId: this.config.brokerId, brokerEpoch: this.brokerEpoch, fromIndex: this.image.appliedIndex + 1, maxWaitMs: METADATA_FETCH_WAIT_MS, maxBytes: METADATA_FETCH_BYTES_MAX },
-          { timeoutMs: METADATA_FETCH_WAIT_MS + 5000 },
+          { timeoutMs: METADATA_FETCH_WAIT_MS + 5000, attemptTimeoutMs: METADATA_FETCH_WAIT_MS + 1000 },
         );
         if (this.closed) return;
         let image = this.image;

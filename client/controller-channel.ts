@@ -11,6 +11,9 @@ import type { RequestOf, ResponseOf } from '../protocol/index.js';
 import type { DescribeQuorumResponse } from '../protocol/apis/describe-quorum.js';
 import { ConnectionPool } from '../protocol/transport/pool.js';
 
+/** Default cap on one attempt at the active controller. */
+const ATTEMPT_TIMEOUT_MS = 2000;
+
 export interface ControllerChannelOptions {
   clientId?: string;
   /** Overall deadline of one request, retries included. */
@@ -64,15 +67,44 @@ export class ControllerChannel {
     );
   }
 
-  /** The active controller's id: the leader named by the voter with the highest term. */
-  async findActive(): Promise<number | undefined> {
-    const views = await this.describeVoters(1000);
-    let best: DescribeQuorumResponse | undefined;
-    for (const v of views) if (v.quorum !== undefined && v.quorum.leaderId !== -1 && (best === undefined || v.quorum.term > best.term)) best = v.quorum;
-    return best?.leaderId;
+  /**
+   * The active controller's id. Answers as soon as a voter says it is the leader itself (a paused
+   * or partitioned voter must not hold the answer up); otherwise, once every voter answered or
+   * timed out, the leader named by the voter with the highest term.
+   */
+  findActive(timeoutMs = 1000): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      let pending = this.voters.size;
+      let best: DescribeQuorumResponse | undefined;
+      let done = false;
+      const finish = (id: number | undefined) => {
+        if (done) return;
+        done = true;
+        resolve(id);
+      };
+      for (const [id] of this.voters) {
+        void (async () => {
+          try {
+            const conn = await this.pool.get(this.url(id));
+            const q = await conn.request(ApiKey.DescribeQuorum, {}, { timeoutMs });
+            if (q.leaderId === id && q.voters.find((v) => v.id === id)?.role === 'leader') finish(id);
+            if (q.leaderId !== -1 && (best === undefined || q.term > best.term)) best = q;
+          } catch {
+            // unreachable or paused: the others answer
+          }
+          if (--pending === 0) finish(best?.leaderId);
+        })();
+      }
+    });
   }
 
-  async request<K extends ApiKeyNumber>(apiKey: K, body: RequestOf<K>, options: { timeoutMs?: number } = {}): Promise<ResponseOf<K>> {
+  /**
+   * Send to the active controller, looking for it again on NOT_CONTROLLER or a dead connection,
+   * until `timeoutMs` (the whole deadline). Each attempt gets at most `attemptTimeoutMs` (default
+   * 2 s; long polls pass their wait plus a margin), so a paused controller costs one attempt, not
+   * the whole deadline.
+   */
+  async request<K extends ApiKeyNumber>(apiKey: K, body: RequestOf<K>, options: { timeoutMs?: number; attemptTimeoutMs?: number } = {}): Promise<ResponseOf<K>> {
     const deadline = Date.now() + (options.timeoutMs ?? this.requestTimeoutMs);
     let lastError: unknown;
     for (;;) {
@@ -82,7 +114,7 @@ export class ControllerChannel {
         this.activeId ??= await this.findActive();
         if (this.activeId !== undefined) {
           const conn = await this.pool.get(this.url(this.activeId));
-          return await conn.request(apiKey, body, { timeoutMs: Math.max(1, deadline - Date.now()) });
+          return await conn.request(apiKey, body, { timeoutMs: Math.max(1, Math.min(deadline - Date.now(), options.attemptTimeoutMs ?? ATTEMPT_TIMEOUT_MS)) });
         }
         lastError = new TributaryError('NOT_CONTROLLER', 'no controller reports a leader');
       } catch (error) {
