@@ -191,8 +191,11 @@ export class ControllerLink {
     if (this.brokerEpoch < 0) return false;
     this.wantShutDown = true;
     const acknowledged = new Promise<boolean>((resolve) => {
-      this.shutdownAcknowledged = () => resolve(true);
-      setTimeout(() => resolve(false), CONTROLLED_SHUTDOWN_TIMEOUT_MS);
+      const timer = setTimeout(() => resolve(false), CONTROLLED_SHUTDOWN_TIMEOUT_MS);
+      this.shutdownAcknowledged = () => {
+        clearTimeout(timer); // a pending timer would keep the process alive for its full length
+        resolve(true);
+      };
     });
     void this.heartbeat();
     return acknowledged;

@@ -93,8 +93,20 @@ export async function clusterUp(options: ClusterUpOptions): Promise<void> {
     }
   };
 
-  process.once('SIGINT', () => void stopAll().then(() => process.exit(0)));
-  process.once('SIGTERM', () => void stopAll().then(() => process.exit(0)));
+  // The first Ctrl-C stops the cluster cleanly; a second one (or a SIGTERM meanwhile) kills what
+  // is left at once. Either way no child outlives us.
+  const onSignal = () => {
+    if (stopping) {
+      for (const c of children) if (c.process.exitCode === null && c.process.signalCode === null) c.process.kill('SIGKILL');
+      process.exit(130);
+    }
+    void stopAll().then(() => process.exit(0));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', () => {
+    for (const c of children) if (c.process.exitCode === null && c.process.signalCode === null) c.process.kill('SIGKILL');
+  });
 
   for (let i = 1; i <= options.controllers; i++) {
     const port = clusterPorts(options.basePort, i).controller;
