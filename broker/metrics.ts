@@ -17,6 +17,7 @@ export function createBrokerMetrics(brokerId: number) {
     produceErrors: new Counter({ name: 'tributary_broker_produce_errors_total', help: 'produce partition errors by code', labelNames: ['code'] as const, registers }),
     followerFetchRequests: new Counter({ name: 'tributary_broker_follower_fetch_requests_total', help: 'fetch requests from follower replicas', registers }),
     consumerFetchRequests: new Counter({ name: 'tributary_broker_consumer_fetch_requests_total', help: 'consumer fetch requests, by whether this broker served as leader or follower', labelNames: ['served_by'] as const, registers }),
+    duplicateBatches: new Counter({ name: 'tributary_broker_duplicate_batches_total', help: 'idempotent retries answered with their original offset instead of being written again', registers }),
     followerAppends: new Counter({ name: 'tributary_broker_follower_appends_total', help: 'batches of records appended as follower', registers }),
     partitions: new Gauge({ name: 'tributary_broker_partitions', help: 'partition replicas hosted', registers }),
     leaderPartitions: new Gauge({ name: 'tributary_broker_leader_partitions', help: 'partitions this broker leads', registers }),

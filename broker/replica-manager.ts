@@ -22,6 +22,8 @@ import type { LogConfig } from './log/config.js';
 import type { BrokerConfig } from './config.js';
 import type { ControllerLink, ReplicaReport } from './controller-link.js';
 import { LeaderState } from './replication/leader-state.js';
+import { ProducerStateTable } from './replication/producer-state.js';
+import { checkBatch, iterateBatches, readBatchHeader } from '../protocol/record-batch.js';
 import { ReplicaFetcher } from './replication/replica-fetcher.js';
 import type { BrokerMetrics } from './metrics.js';
 
@@ -38,6 +40,8 @@ export class Partition {
   replicas: readonly number[] = [];
   isr: readonly number[] = [];
   leaderState: LeaderState | null = null;
+  /** Idempotent producers' last sequences; kept by the leader only, rebuilt from the log. */
+  producers: ProducerStateTable | null = null;
   minInsyncReplicas = 1;
   private readonly fetchWaiters = new Set<() => void>();
 
@@ -165,7 +169,8 @@ export class ReplicaManager {
           localBrokerId: me, replicas: p.replicas, isr: p.isr, leaderEpoch: p.leaderEpoch, partitionEpoch: p.partitionEpoch,
           leaderEpochStartOffset: part.log.logEndOffset, highWatermark: Math.min(part.log.highWatermark, part.log.logEndOffset), nowMs: now,
         });
-        this.logger.info({ partition: part.key, leaderEpoch: p.leaderEpoch, logEndOffset: part.log.logEndOffset }, 'became leader');
+        part.producers = rebuildProducerState(part.log);
+        this.logger.info({ partition: part.key, leaderEpoch: p.leaderEpoch, logEndOffset: part.log.logEndOffset, producers: part.producers.size }, 'became leader');
         this.advanceHighWatermark(part);
       } else if (p.partitionEpoch !== part.partitionEpoch) {
         part.leaderState!.replicas = p.replicas;
@@ -176,6 +181,7 @@ export class ReplicaManager {
       if (part.isLeader) this.logger.info({ partition: part.key, newLeader: p.leader, leaderEpoch: p.leaderEpoch }, 'no longer leader');
       this.failWaiters(part, 'NOT_LEADER_OR_FOLLOWER');
       part.leaderState = null;
+      part.producers = null;
       part.wakeFetchWaiters();
     }
     part.leaderId = p.leader;
@@ -364,13 +370,24 @@ export class ReplicaManager {
           if (request.acks === -1 && this.producesWaiting >= this.config.producePurgatoryMax) {
             throw new TributaryError('THROTTLING_QUOTA_EXCEEDED', `${this.producesWaiting} acks=all produce requests already waiting on this broker`);
           }
-          const info = part.log.appendAsLeader(Buffer.from(pd.records.buffer, pd.records.byteOffset, pd.records.byteLength), part.leaderEpoch);
-          this.metrics.recordsIn.inc(info.lastOffset - info.baseOffset + 1);
-          this.metrics.bytesIn.inc(pd.records.byteLength);
+          const records = Buffer.from(pd.records.buffer, pd.records.byteOffset, pd.records.byteLength);
+          const idempotent = idempotentBatchOf(records, part.key);
+          let info: { baseOffset: number; lastOffset: number };
+          const check = idempotent === null ? null : part.producers!.check(idempotent, part.key);
+          if (check !== null && check.kind === 'duplicate') {
+            // A retry of a batch already written: answer with where it went, write nothing.
+            info = { baseOffset: check.baseOffset, lastOffset: check.baseOffset + idempotent!.recordCount - 1 };
+            this.metrics.duplicateBatches.inc();
+          } else {
+            info = part.log.appendAsLeader(records, part.leaderEpoch);
+            if (idempotent !== null) part.producers!.record(idempotent, info.baseOffset);
+            this.metrics.recordsIn.inc(info.lastOffset - info.baseOffset + 1);
+            this.metrics.bytesIn.inc(pd.records.byteLength);
+            part.wakeFetchWaiters(); // followers parked in long polls fetch at once
+            this.advanceHighWatermark(part);
+          }
           out.baseOffset = info.baseOffset;
           out.logStartOffset = part.log.logStartOffset;
-          part.wakeFetchWaiters(); // followers parked in long polls fetch at once
-          this.advanceHighWatermark(part);
           if (request.acks === -1 && part.log.highWatermark <= info.lastOffset) {
             this.producesWaiting++;
             waits.push(
@@ -584,4 +601,38 @@ export class ReplicaManager {
     }
     this.partitions.clear();
   }
+}
+
+/**
+ * The idempotence fields of a produced partition's records, or null for a non-idempotent batch.
+ * An idempotent produce carries exactly one batch per partition (what producers send), so its
+ * sequence range is unambiguous; its CRC is checked here, before a retry can be answered as a
+ * duplicate without ever reaching the log's own check.
+ */
+function idempotentBatchOf(records: Buffer, partition: string): { producerId: number; producerEpoch: number; baseSequence: number; recordCount: number } | null {
+  const header = readBatchHeader(records, 0);
+  if (header.producerId < 0) return null;
+  const size = checkBatch(records, 0);
+  if (size !== records.length) throw new TributaryError('INVALID_REQUEST', `an idempotent produce to ${partition} must carry exactly one batch`);
+  if (header.baseSequence < 0) throw new TributaryError('INVALID_REQUEST', `idempotent batch for ${partition} has no base sequence`);
+  return { producerId: header.producerId, producerEpoch: header.producerEpoch, baseSequence: header.baseSequence, recordCount: header.recordCount };
+}
+
+/** Rebuild a new leader's producer state from the batch headers of its whole log. */
+function rebuildProducerState(log: Log): ProducerStateTable {
+  const table = new ProducerStateTable();
+  let offset = log.logStartOffset;
+  while (offset < log.logEndOffset) {
+    const chunk = log.read(offset, 4 * 1024 * 1024);
+    if (chunk.length === 0) break;
+    let next = offset;
+    for (const { pos } of iterateBatches(chunk)) {
+      const h = readBatchHeader(chunk, pos);
+      if (h.producerId >= 0) table.record({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, recordCount: h.recordCount }, h.baseOffset);
+      next = h.baseOffset + h.lastOffsetDelta + 1;
+    }
+    if (next <= offset) break;
+    offset = next;
+  }
+  return table;
 }

@@ -465,6 +465,55 @@ describe('data path: 3 controllers + 3 brokers as processes', { timeout: 240_000
     });
   });
 
+  test('idempotent producer: a retried batch is written once, also after the leader is killed; a gap is refused', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+    await withDiagnostics(t, async () => {
+      const topic = 'dp-idempotent';
+      await createTopic(topic, 1, 3, { 'min.insync.replicas': '2' });
+      const [p] = await waitFullIsr(admin, topic);
+      const { conn } = await leaderConn(topic, 0);
+      const init = await conn.request(ApiKey.InitProducerId, { transactionalId: null, transactionTimeoutMs: -1, producerId: -1, producerEpoch: -1 });
+      assert.ok(init.producerId >= 0);
+      const batchAt = (baseSequence: number, n: number) =>
+        buildBatch({ records: Array.from({ length: n }, (_, i) => ({ key: null, value: Buffer.from(`idem-${baseSequence + i}`) })), firstTimestamp: Date.now(), producerId: init.producerId, producerEpoch: init.producerEpoch, baseSequence });
+      const produce = async (c: RpcConnection, records: Buffer) => {
+        const q = (await describePartitions(admin, topic))[0]!;
+        const r = await c.request(ApiKey.Produce, { transactionalId: null, acks: -1, timeoutMs: 5000, topicData: [{ name: topic, partitionData: [{ index: 0, currentLeaderEpoch: q.leaderEpoch, records }] }] });
+        return r.responses[0]!.partitionResponses[0]!;
+      };
+      const first = await produce(conn, batchAt(0, 5));
+      assert.equal(first.errorCode, 0);
+      assert.equal(first.baseOffset, 0);
+      // The same batch again (a retry after a lost response): its original offset, nothing written.
+      const retry = await produce(conn, batchAt(0, 5));
+      assert.deepEqual([retry.errorCode, retry.baseOffset], [0, 0]);
+      const second = await produce(conn, batchAt(5, 5));
+      assert.deepEqual([second.errorCode, second.baseOffset], [0, 5]);
+      const gap = await produce(conn, batchAt(20, 5));
+      assert.equal(gap.errorCode, ERRORS.OUT_OF_ORDER_SEQUENCE_NUMBER.code);
+      assert.equal(await leaderEndOffset(conn, topic, 0), 10, 'only the two distinct batches were written');
+      // Kill the leader: the new one rebuilds producer state from its log and still knows the retry.
+      const oldLeader = p!.leader!;
+      try {
+        await cluster.kill(oldLeader);
+        const moved = await waitFor(`a new leader for ${topic}-0`, async () => {
+          const [q] = await describePartitions(admin, topic);
+          return q!.leader !== null && q!.leader !== oldLeader ? q! : undefined;
+        }, { timeoutMs: 10_000 });
+        const newConn = await cluster.connect(moved.leader!);
+        const afterFailover = await waitFor('the retry to be answered by the new leader', async () => {
+          const r = await produce(newConn, batchAt(5, 5));
+          return r.errorCode === 0 ? r : undefined;
+        }, { timeoutMs: 10_000 });
+        assert.equal(afterFailover.baseOffset, 5, 'the retried batch keeps its original offset on the new leader');
+        assert.equal(await leaderEndOffset(newConn, topic, 0), 10, 'nothing written twice across the failover');
+        const next = await produce(newConn, batchAt(10, 5));
+        assert.deepEqual([next.errorCode, next.baseOffset], [0, 10]);
+      } finally {
+        await cluster.ensureAllRunning();
+      }
+    });
+  });
+
   test('kill -9 of a follower: acks=all goes on, the ISR shrinks; restarted, it catches up and rejoins', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     await withDiagnostics(t, async () => {
       const topic = 'dp-isr';
