@@ -206,6 +206,9 @@ export class Producer {
 
   constructor(context: ProducerContext, options: ProducerOptions = {}) {
     this.acks = wireAcks(options.acks ?? 'all');
+    // Off by default for now: after a batch fails for good (say MESSAGE_TOO_LARGE, nothing
+    // written) the sequences that follow it leave a gap the broker refuses. Current Kafka resets
+    // them by bumping the producer epoch (KIP-360); until this client does, idempotence is opt-in.
     this.idempotent = options.idempotent ?? false;
     this.lingerMs = nonNegativeInt('lingerMs', options.lingerMs ?? 5);
     this.batchBytesMax = positiveInt('batchBytesMax', options.batchBytesMax ?? MiB);

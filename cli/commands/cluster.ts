@@ -83,6 +83,13 @@ interface FailoversArgs extends StatusArgs {
   limit: number;
 }
 
+interface ElectArgs {
+  controllers?: string;
+  topic?: string;
+  partition?: number;
+  json: boolean;
+}
+
 interface UpArgs {
   controllers: number;
   brokers: number;
@@ -134,6 +141,43 @@ const failoversCommand: CommandModule<object, FailoversArgs> = {
   },
 };
 
+const electCommand: CommandModule<object, ElectArgs> = {
+  command: 'elect-leaders',
+  describe: 'move leadership back to each partition\'s preferred (first) replica where it is in sync',
+  builder: (y) =>
+    y
+      .option('topic', { type: 'string', describe: 'only this topic (default: every partition)' })
+      .option('partition', { type: 'number', describe: 'only this partition of --topic' })
+      .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+      .option('controllers', { type: 'string', describe: 'controller quorum to ask' }) as never,
+  handler: async (args) => {
+    if (args.partition !== undefined && (args.topic === undefined || !Number.isInteger(args.partition) || args.partition < 0)) {
+      throw new UsageError('--partition needs --topic and a non-negative integer');
+    }
+    const channel = controllersFrom(args.controllers);
+    try {
+      let topicPartitions: Array<{ topic: string; partitions: number[] }> | null = null;
+      if (args.topic !== undefined) {
+        const md = await channel.request(ApiKey.Metadata, { topics: [args.topic] });
+        const t = md.topics[0];
+        if (t === undefined || t.errorCode !== 0) throw new UsageError(`no topic ${args.topic}`);
+        const all = t.partitions.map((p) => p.partitionIndex);
+        if (args.partition !== undefined && !all.includes(args.partition)) throw new UsageError(`${args.topic} has no partition ${args.partition}`);
+        topicPartitions = [{ topic: args.topic, partitions: args.partition !== undefined ? [args.partition] : all }];
+      }
+      const r = await channel.request(ApiKey.ElectLeaders, { electionType: 0, topicPartitions, timeoutMs: 10_000 });
+      const results = r.replicaElectionResults.flatMap((t) => t.partitionResult.map((p) => ({ topic: t.topic, partition: p.partitionId, preferredLeader: p.errorCode === 0 })));
+      if (args.json) process.stdout.write(JSON.stringify(results) + '\n');
+      else {
+        for (const x of results) process.stdout.write(`${`${x.topic}-${x.partition}`.padEnd(24)} ${x.preferredLeader ? 'preferred leader' : 'preferred replica not in sync or not alive: unchanged'}\n`);
+      }
+      if (results.some((x) => !x.preferredLeader)) process.exitCode = 1;
+    } finally {
+      await channel.close();
+    }
+  },
+};
+
 const upCommand: CommandModule<object, UpArgs> = {
   command: 'up',
   describe: 'run a local cluster: controllers and brokers as separate processes (npm start)',
@@ -151,6 +195,6 @@ const upCommand: CommandModule<object, UpArgs> = {
 export const clusterCommand: CommandModule = {
   command: 'cluster <command>',
   describe: 'run and inspect a cluster',
-  builder: (y: Argv) => y.command(upCommand).command(statusCommand).command(failoversCommand).demandCommand(1, 'name a cluster command'),
+  builder: (y: Argv) => y.command(upCommand).command(statusCommand).command(failoversCommand).command(electCommand).demandCommand(1, 'name a cluster command'),
   handler: () => undefined,
 };

@@ -19,7 +19,7 @@ interface ProduceArgs {
   acks: string;
   key?: string;
   partition?: unknown;
-  idempotent: boolean;
+  idempotent?: boolean;
   report: boolean;
   bootstrap?: string;
 }
@@ -47,7 +47,7 @@ export const produceCommand: CommandModule<object, ProduceArgs> = {
       .option('acks', { type: 'string', default: 'all', describe: 'all | 1 | 0' })
       .option('key', { type: 'string', describe: 'key of every record (picks the partition by murmur2, as Kafka does)' })
       .option('partition', { type: 'string', describe: 'write every record to this partition' })
-      .option('idempotent', { type: 'boolean', default: false, describe: 'idempotent producer (needs --acks all)' })
+      .option('idempotent', { type: 'boolean', describe: 'idempotent producer: retries are written once (needs --acks all)' })
       .option('report', { type: 'boolean', default: false, describe: 'print {"partition","offset","value"} per acknowledged record' })
       .option('bootstrap', { type: 'string', describe: 'broker urls, comma-separated' }) as never,
   handler: async (args) => {
@@ -56,7 +56,7 @@ export const produceCommand: CommandModule<object, ProduceArgs> = {
     const partition = args.partition === undefined ? undefined : intFlag('partition', args.partition, 0, 0x7fffffff);
     if (args.idempotent && acks !== 'all') throw new UsageError('--idempotent needs --acks all');
     const key = args.key === undefined ? undefined : Buffer.from(args.key, 'utf8');
-    const producer = clientFor(args.bootstrap).producer({ acks, idempotent: args.idempotent });
+    const producer = clientFor(args.bootstrap).producer({ acks, ...(args.idempotent !== undefined ? { idempotent: args.idempotent } : {}) });
     await producer.connect();
     try {
       await pipeStdin(args.topic, producer, { key, partition, report: args.report });
