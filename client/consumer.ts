@@ -28,6 +28,7 @@ import type { FetchRequest, FetchResponse, ListOffsetsRequest } from '../protoco
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '../protocol/apis/list-offsets.js';
 import { batchLastOffset, decodeBatchRecords, iterateBatches } from '../protocol/record-batch.js';
 import { Cluster, backoffMs, needsMetadataRefresh, type ClusterOptions, type RetryOptions } from './cluster.js';
+import { positiveInt, nonNegativeInt } from '../protocol/options.js';
 
 export type ReadFrom = 'leader' | 'follower';
 export type OffsetReset = 'earliest' | 'latest';
@@ -635,12 +636,4 @@ function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   else list.push(value);
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new TributaryError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`);
-  return value;
-}
 
-function nonNegativeInt(name: string, value: number, code: 'INVALID_CONFIG' | 'INVALID_REQUEST' = 'INVALID_CONFIG'): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw new TributaryError(code, `${name} must be an integer >= 0, got ${value}`);
-  return value;
-}

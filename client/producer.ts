@@ -28,6 +28,7 @@ import type { ProduceRequest, ProduceResponse } from '../protocol/index.js';
 import { buildBatch, type Compression, type RecordHeader, type RecordInput } from '../protocol/record-batch.js';
 import { Cluster, backoffMs, isRetriable, needsMetadataRefresh, type ClusterOptions, type RetryOptions } from './cluster.js';
 import { StickyPartitioner, mathRandomInt, partitionForKey, type RandomInt } from './partitioner.js';
+import { positiveInt, nonNegativeInt } from '../protocol/options.js';
 
 export type Acks = 'all' | -1 | 0 | 1;
 
@@ -784,12 +785,4 @@ function expiredError(b: Batch, deliveryTimeoutMs: number): TributaryError {
   return new TributaryError(code, `batch for ${b.queue.topic}-${b.queue.partition} not acknowledged within deliveryTimeoutMs=${deliveryTimeoutMs}`);
 }
 
-function positiveInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new TributaryError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`);
-  return value;
-}
 
-function nonNegativeInt(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw new TributaryError('INVALID_CONFIG', `${name} must be an integer >= 0, got ${value}`);
-  return value;
-}

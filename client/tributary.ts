@@ -10,6 +10,7 @@ import { Admin } from './admin.js';
 import { DEFAULT_RETRY, normaliseBootstrap, type ClusterOptions, type RetryOptions } from './cluster.js';
 import { Consumer, type ConsumerOptions } from './consumer.js';
 import { Producer, type ProducerOptions } from './producer.js';
+import { positiveInt, nonNegativeInt } from '../protocol/options.js';
 
 export interface TributaryConfig {
   /** Sent with every request; shows up in the brokers' logs. Default 'tributary'. */
@@ -37,9 +38,9 @@ export class Tributary {
     }
     const bootstrap = config.bootstrap.map(normaliseBootstrap);
     this.retry = {
-      retries: nonNegative('retry.retries', config.retry?.retries ?? DEFAULT_RETRY.retries),
-      initialRetryTimeMs: positive('retry.initialRetryTimeMs', config.retry?.initialRetryTimeMs ?? DEFAULT_RETRY.initialRetryTimeMs),
-      maxRetryTimeMs: positive('retry.maxRetryTimeMs', config.retry?.maxRetryTimeMs ?? DEFAULT_RETRY.maxRetryTimeMs),
+      retries: nonNegativeInt('retry.retries', config.retry?.retries ?? DEFAULT_RETRY.retries),
+      initialRetryTimeMs: positiveInt('retry.initialRetryTimeMs', config.retry?.initialRetryTimeMs ?? DEFAULT_RETRY.initialRetryTimeMs),
+      maxRetryTimeMs: positiveInt('retry.maxRetryTimeMs', config.retry?.maxRetryTimeMs ?? DEFAULT_RETRY.maxRetryTimeMs),
     };
     if (this.retry.maxRetryTimeMs < this.retry.initialRetryTimeMs) {
       throw new TributaryError('INVALID_CONFIG', `retry.maxRetryTimeMs (${this.retry.maxRetryTimeMs}) is below retry.initialRetryTimeMs (${this.retry.initialRetryTimeMs})`);
@@ -47,9 +48,9 @@ export class Tributary {
     this.clusterOptions = {
       clientId: config.clientId ?? 'tributary',
       bootstrap,
-      requestTimeoutMs: positive('requestTimeoutMs', config.requestTimeoutMs ?? 30_000),
-      connectTimeoutMs: positive('connectTimeoutMs', config.connectTimeoutMs ?? 10_000),
-      metadataRefreshMinMs: nonNegative('metadataRefreshMinMs', config.metadataRefreshMinMs ?? 100),
+      requestTimeoutMs: positiveInt('requestTimeoutMs', config.requestTimeoutMs ?? 30_000),
+      connectTimeoutMs: positiveInt('connectTimeoutMs', config.connectTimeoutMs ?? 10_000),
+      metadataRefreshMinMs: nonNegativeInt('metadataRefreshMinMs', config.metadataRefreshMinMs ?? 100),
       retry: this.retry,
     };
   }
@@ -67,12 +68,4 @@ export class Tributary {
   }
 }
 
-function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new TributaryError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`);
-  return value;
-}
 
-function nonNegative(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw new TributaryError('INVALID_CONFIG', `${name} must be an integer >= 0, got ${value}`);
-  return value;
-}

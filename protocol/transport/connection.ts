@@ -24,6 +24,7 @@ import type { ApiKeyNumber } from '../api-keys.js';
 import { TributaryError } from '../errors.js';
 import { defaultProtocol, type Protocol, type RawResponse, type RequestOf, type ResponseOf } from '../index.js';
 import { CloseCode, describeClose, stderrLogger, type TransportLogger } from './types.js';
+import { positiveInt, nonNegativeInt } from '../options.js';
 
 export interface RpcConnectionOptions {
   /** Limits for encoding/decoding (and the ws maxPayload). Default: defaultProtocol. */
@@ -157,9 +158,9 @@ export class RpcConnection {
     this.options = options;
     this.logger = options.logger ?? stderrLogger;
     this.clientId = options.clientId;
-    this.requestTimeoutMs = nonNegative('requestTimeoutMs', options.requestTimeoutMs ?? 30_000);
-    this.inflightRequestsMax = positive('inflightRequestsMax', options.inflightRequestsMax ?? 128);
-    this.queuedRequestsMax = nonNegative('queuedRequestsMax', options.queuedRequestsMax ?? 4096);
+    this.requestTimeoutMs = nonNegativeInt('requestTimeoutMs', options.requestTimeoutMs ?? 30_000);
+    this.inflightRequestsMax = positiveInt('inflightRequestsMax', options.inflightRequestsMax ?? 128);
+    this.queuedRequestsMax = nonNegativeInt('queuedRequestsMax', options.queuedRequestsMax ?? 4096);
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -171,7 +172,7 @@ export class RpcConnection {
       this.cutReason ??= error.message;
     });
     ws.on('close', (code, reason) => this.onClose(code, reason));
-    const keepAliveIntervalMs = nonNegative('keepAliveIntervalMs', options.keepAliveIntervalMs ?? 15_000);
+    const keepAliveIntervalMs = nonNegativeInt('keepAliveIntervalMs', options.keepAliveIntervalMs ?? 15_000);
     if (keepAliveIntervalMs > 0) {
       this.keepAliveTimer = setInterval(RpcConnection.onKeepAlive, keepAliveIntervalMs, this, keepAliveIntervalMs);
       this.keepAliveTimer.unref();
@@ -433,11 +434,3 @@ function stripCode(error: TributaryError): string {
   return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
 }
 
-function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new TributaryError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`);
-  return value;
-}
-function nonNegative(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw new TributaryError('INVALID_CONFIG', `${name} must be an integer >= 0, got ${value}`);
-  return value;
-}

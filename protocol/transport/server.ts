@@ -31,6 +31,7 @@ import { ApiKey, type ApiKeyNumber } from '../api-keys.js';
 import { TributaryError } from '../errors.js';
 import { Protocol, RequestFrameError, defaultProtocol, type AnyRequestFrame, type RequestOf, type ResponseOf } from '../index.js';
 import { CloseCode, NO_RESPONSE, closeReason, stderrLogger, type TransportLogger } from './types.js';
+import { positiveInt } from '../options.js';
 
 /** What a handler knows about the request besides its body. */
 export interface RequestContext {
@@ -160,9 +161,9 @@ export class RpcServer {
     this.options = options;
     this.protocol = options.protocol ?? defaultProtocol;
     this.logger = options.logger ?? stderrLogger;
-    this.connectionsMax = positive('connectionsMax', options.connectionsMax ?? 10_000);
-    this.inflightRequestsMax = positive('inflightRequestsMax', options.inflightRequestsMax ?? 1024);
-    this.outboundBytesMax = positive('outboundBytesMax', options.outboundBytesMax ?? 64 * 1024 * 1024);
+    this.connectionsMax = positiveInt('connectionsMax', options.connectionsMax ?? 10_000);
+    this.inflightRequestsMax = positiveInt('inflightRequestsMax', options.inflightRequestsMax ?? 1024);
+    this.outboundBytesMax = positiveInt('outboundBytesMax', options.outboundBytesMax ?? 64 * 1024 * 1024);
     this.http = createServer((req, res) => this.onHttp(req, res));
     this.wss = new WebSocketServer({
       noServer: true,
@@ -378,7 +379,3 @@ function refuseUpgrade(socket: Duplex, why: string): void {
   );
 }
 
-function positive(name: string, value: number): number {
-  if (!Number.isSafeInteger(value) || value <= 0) throw new TributaryError('INVALID_CONFIG', `${name} must be a positive integer, got ${value}`);
-  return value;
-}
