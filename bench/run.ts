@@ -3,6 +3,7 @@
  * JSON lines on stdout. Adding one is one line in BENCHES.
  */
 import { controllerFailoverBench } from './controller-failover.js';
+import { failoverBench } from './failover.js';
 import { logBench } from './log.js';
 import { produceBench } from './produce.js';
 
@@ -16,6 +17,12 @@ export interface BenchArgs {
 const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = {
   log: logBench,
   produce: produceBench,
+  failover: (args) => {
+    const at = args.argv.indexOf('--rounds');
+    const rounds = at >= 0 ? Number(args.argv[at + 1]) : 20;
+    if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds takes a positive integer');
+    return failoverBench({ rounds });
+  },
   'controller-failover': (args) => {
     const at = args.argv.indexOf('--rounds');
     const rounds = at >= 0 ? Number(args.argv[at + 1]) : 20;

@@ -481,7 +481,9 @@ export class ReplicaManager {
         const part = this.partitions.get(`${t.topic}-${p.partitionIndex}`);
         if (part === undefined || part.isLeader || req.minOffset === undefined || p.errorCode !== 0) return;
         if (part.log.highWatermark < req.minOffset) {
-          p.errorCode = ERRORS.OFFSET_NOT_AVAILABLE.code;
+          // NOT_LEADER_OR_FOLLOWER, as the Fetch schema and ERRORS.md promise: the SDK consumer
+          // falls back to the leader on it (OFFSET_NOT_AVAILABLE only made it retry this follower).
+          p.errorCode = ERRORS.NOT_LEADER_OR_FOLLOWER.code;
           p.currentLeader = { leaderId: part.leaderId, leaderEpoch: part.leaderEpoch };
           p.preferredReadReplica = part.leaderId;
           p.records = null;

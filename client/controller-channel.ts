@@ -35,6 +35,8 @@ export class ControllerChannel {
   private activeId: number | undefined;
   private readonly requestTimeoutMs: number;
   private readonly retryBackoffMs: number;
+  /** Set by close(): requests stop retrying (a closed pool would otherwise be retried until the deadline). */
+  private closed = false;
 
   constructor(
     readonly voters: ReadonlyMap<number, { host: string; port: number }>,
@@ -108,6 +110,7 @@ export class ControllerChannel {
     const deadline = Date.now() + (options.timeoutMs ?? this.requestTimeoutMs);
     let lastError: unknown;
     for (;;) {
+      if (this.closed) throw new TributaryError('NETWORK_EXCEPTION', 'controller channel closed');
       const remainingMs = deadline - Date.now();
       if (remainingMs <= 0) break;
       try {
@@ -120,7 +123,7 @@ export class ControllerChannel {
       } catch (error) {
         lastError = error;
         const retriable = error instanceof TributaryError && (error.code === 'NOT_CONTROLLER' || error.code === 'NETWORK_EXCEPTION' || error.code === 'REQUEST_TIMED_OUT' || error.code === 'BROKER_NOT_AVAILABLE');
-        if (!retriable) throw error;
+        if (!retriable || this.closed) throw error;
         this.activeId = undefined;
       }
       await delay(Math.min(this.retryBackoffMs, Math.max(0, deadline - Date.now())));
@@ -132,6 +135,7 @@ export class ControllerChannel {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.pool.closeAll();
   }
 }
