@@ -12,13 +12,12 @@
  * (percentiles by nearest rank). Per-round figures go to stderr.
  */
 import { randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { waitFor } from '../common/wait.js';
 import type { ControllerChannel } from '../client/controller-channel.js';
 import { ApiKey } from '../protocol/api-keys.js';
 import { Harness, startControllerQuorum } from '../test/integration/harness.js';
+import { isMainModule, positiveIntFlag, runAsScript } from './args.js';
 
 export interface ControllerFailoverOptions {
   rounds: number;
@@ -88,21 +87,4 @@ export async function controllerFailoverBench(options: ControllerFailoverOptions
   }
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  return entry !== undefined && path.resolve(entry) === fileURLToPath(import.meta.url);
-}
-
-if (isMain()) {
-  const argv = process.argv.slice(2);
-  const at = argv.indexOf('--rounds');
-  let rounds = 20;
-  if (at >= 0) {
-    rounds = Number(argv[at + 1]);
-    if (!Number.isInteger(rounds) || rounds < 1) {
-      process.stderr.write(`--rounds needs a positive integer, got ${JSON.stringify(argv[at + 1] ?? '')}\n`);
-      process.exit(2);
-    }
-  }
-  await controllerFailoverBench({ rounds });
-}
+if (isMainModule(import.meta.url)) await runAsScript((argv) => controllerFailoverBench({ rounds: positiveIntFlag(argv, 'rounds', 20) }));

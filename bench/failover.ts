@@ -15,14 +15,13 @@
  * {"bench":"failover","system":"tributary","rounds":N,"p50_ms":..,"p99_ms":..,"max_ms":..,"lost":0,"acked":..}
  * (percentiles by nearest rank). Per-round figures go to stderr.
  */
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { waitFor } from '../common/wait.js';
 import { Tributary, type ConsumedMessage } from '../client/index.js';
 import { Harness } from '../test/integration/harness.js';
 import { consumeN, leaderEndOffset, startDataCluster } from '../test/integration/data-path-helpers.js';
 import { ContinuousLoad, ControllerView, percentile } from '../test/integration/failover-helpers.js';
+import { isMainModule, positiveIntFlag, runAsScript } from './args.js';
 
 export interface FailoverBenchOptions {
   rounds: number;
@@ -133,21 +132,4 @@ export async function failoverBench(options: FailoverBenchOptions): Promise<void
   }
 }
 
-function isMain(): boolean {
-  const entry = process.argv[1];
-  return entry !== undefined && path.resolve(entry) === fileURLToPath(import.meta.url);
-}
-
-if (isMain()) {
-  const argv = process.argv.slice(2);
-  const at = argv.indexOf('--rounds');
-  let rounds = 20;
-  if (at >= 0) {
-    rounds = Number(argv[at + 1]);
-    if (!Number.isInteger(rounds) || rounds < 1) {
-      process.stderr.write(`--rounds needs a positive integer, got ${JSON.stringify(argv[at + 1] ?? '')}\n`);
-      process.exit(2);
-    }
-  }
-  await failoverBench({ rounds });
-}
+if (isMainModule(import.meta.url)) await runAsScript((argv) => failoverBench({ rounds: positiveIntFlag(argv, 'rounds', 20) }));

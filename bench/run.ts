@@ -2,6 +2,7 @@
  * Benchmark dispatcher: `node dist/bench/run.js <name> [--seconds N]`. Each benchmark prints
  * JSON lines on stdout. Adding one is one line in BENCHES.
  */
+import { positiveIntFlag } from './args.js';
 import { controllerFailoverBench } from './controller-failover.js';
 import { failoverBench } from './failover.js';
 import { logBench } from './log.js';
@@ -17,18 +18,8 @@ export interface BenchArgs {
 const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = {
   log: logBench,
   produce: produceBench,
-  failover: (args) => {
-    const at = args.argv.indexOf('--rounds');
-    const rounds = at >= 0 ? Number(args.argv[at + 1]) : 20;
-    if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds takes a positive integer');
-    return failoverBench({ rounds });
-  },
-  'controller-failover': (args) => {
-    const at = args.argv.indexOf('--rounds');
-    const rounds = at >= 0 ? Number(args.argv[at + 1]) : 20;
-    if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds takes a positive integer');
-    return controllerFailoverBench({ rounds });
-  },
+  failover: (args) => failoverBench({ rounds: positiveIntFlag(args.argv, 'rounds', 20) }),
+  'controller-failover': (args) => controllerFailoverBench({ rounds: positiveIntFlag(args.argv, 'rounds', 20) }),
 };
 
 function fail(message: string): never {
@@ -48,7 +39,11 @@ async function main(argv: string[]): Promise<void> {
     if (!Number.isFinite(seconds) || seconds <= 0) fail(`--seconds needs a positive number, got ${JSON.stringify(rest[at + 1] ?? '')}`);
     args.seconds = seconds;
   }
-  await bench(args);
+  try {
+    await bench(args);
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error));
+  }
 }
 
 await main(process.argv.slice(2));
