@@ -28,6 +28,9 @@ export interface RetryOptions {
 
 // Backoff capped at 250 ms (Kafka caps at 1 s): a leader failover completes in about a second, and a
 // client retrying at most every 250 ms finds the new leader within a quarter second of it.
+/** Ping period on broker connections: a dead or paused broker is cut within about two of these. */
+const KEEPALIVE_INTERVAL_MS = 1000;
+
 export const DEFAULT_RETRY: Readonly<RetryOptions> = Object.freeze({ retries: 5, initialRetryTimeMs: 100, maxRetryTimeMs: 250 });
 
 export interface ClusterOptions {
@@ -126,6 +129,9 @@ export class Cluster {
       clientId: options.clientId,
       requestTimeoutMs: options.requestTimeoutMs,
       connectTimeoutMs: options.connectTimeoutMs,
+      // A broker that stops answering (paused, or cut off) is noticed within ~2 s and its
+      // requests fail over to the new leader, instead of waiting out requestTimeoutMs (30 s).
+      keepAliveIntervalMs: KEEPALIVE_INTERVAL_MS,
     });
   }
 

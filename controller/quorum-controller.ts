@@ -96,6 +96,13 @@ export class QuorumController implements LivenessView {
   private writeChain: Promise<unknown> = Promise.resolve();
   private writesQueued = 0;
   private sessionCheckQueued = false;
+  /**
+   * A fenced broker is unfenced only once its metadata offset reaches this index: past the records
+   * that fenced it and moved its leaderships. Otherwise a broker resuming from a pause (same
+   * incarnation) could get a lease while it still believes it leads, and accept acks=1 writes from
+   * clients with stale metadata.
+   */
+  private readonly unfenceAfterIndex = new Map<number, number>();
 
   constructor(
     private readonly log: MetadataLog,
@@ -160,6 +167,10 @@ export class QuorumController implements LivenessView {
     const now = this.clock.monotonicMs();
     this.liveness.clear();
     this.transitionsInFlight.clear();
+    // Brokers fenced under a previous controller: the records that fenced them are at or below
+    // what is applied now.
+    this.unfenceAfterIndex.clear();
+    for (const b of this.log.image.brokers.values()) if (b.fenced) this.unfenceAfterIndex.set(b.brokerId, this.log.image.appliedIndex);
     for (const b of this.log.image.brokers.values()) {
       if (!b.fenced) this.liveness.set(b.brokerId, { lastHeartbeatMs: now, logEndOffsets: new Map(), wantShutDown: false });
     }
@@ -215,7 +226,8 @@ export class QuorumController implements LivenessView {
     if (request.wantShutDown) {
       l.wantShutDown = true;
       if (!this.transitionsInFlight.has(request.brokerId)) {
-        await this.proposeTransition(request.brokerId, () => planFenceBroker(this.log.image, request.brokerId, 'controlled_shutdown', this, this.clock.nowMs()));
+        const index = await this.proposeTransition(request.brokerId, () => planFenceBroker(this.log.image, request.brokerId, 'controlled_shutdown', this, this.clock.nowMs()));
+        this.unfenceAfterIndex.set(request.brokerId, index);
       }
       const leadsNothing = !this.leadsAny(request.brokerId);
       return { isFenced: true, shouldShutDown: leadsNothing, leaseDurationMs: 0 };
@@ -224,7 +236,8 @@ export class QuorumController implements LivenessView {
 
     if (broker.fenced) {
       // Unfence only a broker that has caught up with the metadata log past its registration.
-      if (request.metadataOffset >= broker.brokerEpoch && !this.transitionsInFlight.has(request.brokerId)) {
+      const caughtUpTo = Math.max(broker.brokerEpoch, this.unfenceAfterIndex.get(request.brokerId) ?? 0);
+      if (request.metadataOffset >= caughtUpTo && !this.transitionsInFlight.has(request.brokerId)) {
         await this.proposeTransition(request.brokerId, () => {
           const now = this.log.image.brokers.get(request.brokerId);
           if (now === undefined || now.brokerEpoch !== broker.brokerEpoch || !now.fenced) return [];
@@ -243,10 +256,10 @@ export class QuorumController implements LivenessView {
     return false;
   }
 
-  private async proposeTransition(brokerId: number, plan: () => MetadataRecord[]): Promise<void> {
+  private async proposeTransition(brokerId: number, plan: () => MetadataRecord[]): Promise<number> {
     this.transitionsInFlight.add(brokerId);
     try {
-      await this.serialized(() => this.proposeNow(plan));
+      return await this.serialized(() => this.proposeNow(plan));
     } finally {
       this.transitionsInFlight.delete(brokerId);
     }
@@ -282,7 +295,7 @@ export class QuorumController implements LivenessView {
       const l = this.liveness.get(broker.brokerId);
       if (l !== undefined && now - l.lastHeartbeatMs <= this.config.sessionTimeoutMs) continue;
       this.logger.warn({ brokerId: broker.brokerId, silentMs: l === undefined ? null : Math.round(now - l.lastHeartbeatMs) }, 'broker session timed out: fencing');
-      await this.log.propose(planFenceBroker(this.log.image, broker.brokerId, 'session_timeout', this, this.clock.nowMs()));
+      this.unfenceAfterIndex.set(broker.brokerId, await this.log.propose(planFenceBroker(this.log.image, broker.brokerId, 'session_timeout', this, this.clock.nowMs())));
     }
     // Partitions led by a fenced broker (a previous controller died mid-way) or offline ones
     // that can have a leader now.

@@ -138,7 +138,7 @@ describe('failover: 3 controllers + 3 brokers as processes', { timeout: 300_000 
     await harness?.cleanup();
   });
 
-  test('read-your-writes from a follower: the acked record is served by an in-sync follower, counted as served_by="follower"', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  test('read-your-writes from a follower: the acked record is served by an in-sync follower (counted as served_by="follower"); a floor it cannot reach sends the reader to the leader', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     t.diagnostic(`cluster of 3 controllers + 3 brokers serving after ${Math.round(startupMs)} ms`);
     await withDiagnostics(t, async () => {
       const topic = 'fo-ryw';
@@ -205,6 +205,34 @@ describe('failover: 3 controllers + 3 brokers as processes', { timeout: 300_000 
           const countAfter = await servedByFollower(follower);
           t.diagnostic(`raw follower read from broker ${follower}: record at ${offset} served ${Math.round(waited)} ms after its ack; served_by="follower" ${countBefore} → ${countAfter}`);
           assert.ok(countAfter >= countBefore + 1, `broker ${follower}: served_by="follower" did not rise (${countBefore} → ${countAfter})`);
+        }
+
+        // A floor no follower reaches (nothing more is written): the follower waits, then sends the
+        // reader to the leader (NOT_LEADER_OR_FOLLOWER naming it), and the SDK reads there.
+        const end = (await producer.sendWithOffsets({ topic, messages: [{ partition: 0, value: 'ryw-last' }] })).records[0]!.offset + 1;
+        const unreachable = end + 1000;
+        const raw = await (await cluster.connect(followers[0]!)).request(ApiKey.Fetch, {
+          replicaId: -1,
+          replicaEpoch: -1,
+          maxWaitMs: 300,
+          minBytes: 1,
+          maxBytes: 1024 * 1024,
+          topics: [{ topic, partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: 0, lastFetchedEpoch: -1, logStartOffset: -1, partitionMaxBytes: 1024 * 1024, minOffset: unreachable }] }],
+        });
+        const redirect = raw.responses[0]!.partitions[0]!;
+        assert.equal(errorName(redirect.errorCode), 'NOT_LEADER_OR_FOLLOWER', `follower ${followers[0]} with minOffset ${unreachable} beyond its high watermark`);
+        assert.equal(redirect.currentLeader?.leaderId, leader, 'the redirect names the leader');
+        assert.equal(redirect.records, null);
+        const fallback = client.consumer({ readFrom: 'follower', maxWaitMs: 300 });
+        await fallback.connect();
+        try {
+          const startedAt = performance.now();
+          fallback.assign([{ topic, partition: 0, offset: 0, minOffset: unreachable }]);
+          const got = await consumeN(fallback, end, 10_000);
+          assert.deepEqual(got.map((m) => m.offset), Array.from({ length: end }, (_, i) => i));
+          t.diagnostic(`minOffset ${unreachable} beyond every replica: the follower redirected, the consumer read offsets 0..${end - 1} from leader ${leader} after ${Math.round(performance.now() - startedAt)} ms`);
+        } finally {
+          await fallback.disconnect();
         }
       } finally {
         await producer.disconnect();
@@ -314,7 +342,7 @@ describe('failover: 3 controllers + 3 brokers as processes', { timeout: 300_000 
     });
   });
 
-  test('continuous idempotent acks=all producing through leader kill -9, leader SIGSTOP past the session, and a broker restart: every ack exactly once at its offset, replicas identical', { timeout: TEST_TIMEOUT_MS }, async (t) => {
+  test('continuous idempotent acks=all producing through leader kill -9, leader SIGSTOP past the session, a graceful restart and a crash-restart: every ack exactly once at its offset, replicas identical', { timeout: TEST_TIMEOUT_MS }, async (t) => {
     await withDiagnostics(t, async () => {
       const topic = 'fo-continuous';
       await createTopic(topic, 3);
@@ -391,6 +419,24 @@ describe('failover: 3 controllers + 3 brokers as processes', { timeout: 300_000 
           const stoppedMs = performance.now() - at;
           await cluster.start(victim);
           rounds.push({ kind: 'restart (SIGTERM) leader', broker: victim, at, led, detail: `exited ${JSON.stringify(status)} after ${Math.round(stoppedMs)} ms` });
+          await afterEachRound();
+        }
+        // Round 4: kill -9 the leader of partition 0 and start it again at once (a crash-restart:
+        // the new incarnation registers only after the old session timed out).
+        {
+          const victim = (await view.partitions(topic))[0]!.leader!;
+          const led = await ledBy(victim);
+          const at = performance.now();
+          await cluster.kill(victim);
+          await cluster.start(victim);
+          const servingMs = performance.now() - at;
+          // A newer epoch with a leader; by now that may already be the restarted broker again
+          // (preferred leader), so "led by another broker" is not required here.
+          await waitFor(`partitions ${[...led.keys()].join(',')} to have a leader in a newer epoch`, async () => {
+            const parts = await view.partitions(topic);
+            return [...led].every(([p, e]) => parts[p]!.leader !== null && parts[p]!.leaderEpoch > e) ? parts : undefined;
+          }, { timeoutMs: 15_000, intervalMs: 20 });
+          rounds.push({ kind: 'kill -9 + immediate restart of leader', broker: victim, at, led, detail: `serving again after ${Math.round(servingMs)} ms` });
           await afterEachRound();
         }
         await load.stop();
