@@ -18,6 +18,7 @@ import type { ControllerChannel } from '../client/controller-channel.js';
 import { ApiKey } from '../protocol/api-keys.js';
 import { Harness, startControllerQuorum } from '../test/integration/harness.js';
 import { isMainModule, positiveIntFlag, runAsScript } from './args.js';
+import { latencySummary } from './stats.js';
 
 export interface ControllerFailoverOptions {
   rounds: number;
@@ -36,11 +37,6 @@ async function leaderOf(channel: ControllerChannel): Promise<{ leaderId: number;
   return best;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!;
-}
-
-const round1 = (x: number) => Math.round(x * 10) / 10;
 
 export async function controllerFailoverBench(options: ControllerFailoverOptions): Promise<void> {
   const rounds = options.rounds;
@@ -71,15 +67,12 @@ export async function controllerFailoverBench(options: ControllerFailoverOptions
       const caught = await quorum.waitCaughtUp(leader.leaderId, { timeoutMs: 30_000 });
       process.stderr.write(`round ${round}: killed ${leader.leaderId} (term ${leader.term}), ${now.leaderId} served a write after ${ms.toFixed(1)} ms (term ${now.term}); ${leader.leaderId} caught up to ${caught.appliedIndex}\n`);
     }
-    const sorted = [...samples].sort((a, b) => a - b);
     process.stdout.write(
       JSON.stringify({
         bench: 'controller-failover',
         system: 'tributary',
         rounds,
-        p50_ms: round1(percentile(sorted, 0.5)),
-        p99_ms: round1(percentile(sorted, 0.99)),
-        max_ms: round1(sorted[sorted.length - 1]!),
+        ...latencySummary(samples),
       }) + '\n',
     );
   } finally {

@@ -20,15 +20,15 @@ import { waitFor } from '../common/wait.js';
 import { Tributary, type ConsumedMessage } from '../client/index.js';
 import { Harness } from '../test/integration/harness.js';
 import { consumeN, leaderEndOffset, startDataCluster } from '../test/integration/data-path-helpers.js';
-import { ContinuousLoad, ControllerView, percentile } from '../test/integration/failover-helpers.js';
+import { ContinuousLoad, ControllerView } from '../test/integration/failover-helpers.js';
 import { isMainModule, positiveIntFlag, runAsScript } from './args.js';
+import { latencySummary } from './stats.js';
 
 export interface FailoverBenchOptions {
   rounds: number;
 }
 
 const TOPIC = 'bench-failover';
-const round1 = (x: number) => Math.round(x * 10) / 10;
 const log = (line: string) => process.stderr.write(line + '\n');
 
 export async function failoverBench(options: FailoverBenchOptions): Promise<void> {
@@ -113,15 +113,12 @@ export async function failoverBench(options: FailoverBenchOptions): Promise<void
     }
     log(`read back ${got.length} records (end offset ${end}); ${load.ackCount} acked, ${lost} of them missing, ${duplicates} duplicates, ${load.failures.length} sends failed${load.failures.length > 0 ? ` (first: ${load.failures[0]!.error})` : ''}`);
 
-    const sorted = [...samples].sort((a, b) => a - b);
     process.stdout.write(
       JSON.stringify({
         bench: 'failover',
         system: 'tributary',
         rounds,
-        p50_ms: round1(percentile(sorted, 0.5)),
-        p99_ms: round1(percentile(sorted, 0.99)),
-        max_ms: round1(sorted[sorted.length - 1]!),
+        ...latencySummary(samples),
         lost,
         acked: load.ackCount,
       }) + '\n',

@@ -11,26 +11,23 @@
  * (append stays one syscall). The file can therefore be stale or missing after a crash; `load`
  * rejects anything that is not plausibly ours and the segment then rebuilds it by scanning.
  */
-import fs from 'node:fs';
 import { assert } from '../../common/assert.js';
 import { GrowableEntries } from './growable-entries.js';
-import { writeFully } from './io.js';
+import { IndexFile } from './index-file.js';
 
 export const OFFSET_INDEX_ENTRY_BYTES = 8;
 
 export class OffsetIndex {
   private readonly relativeOffsets = new GrowableEntries();
   private readonly positions = new GrowableEntries();
-  /** Entries already in the file; persist() writes only the ones after. */
-  private persistedCount = 0;
-  /** Entries the file is known to hold (-1: unknown) and how many of them were fsynced. */
-  private fileLength = -1;
-  private syncedCount = -1;
+  private readonly indexFile: IndexFile;
 
   constructor(
     readonly baseOffset: number,
     readonly file: string,
-  ) {}
+  ) {
+    this.indexFile = new IndexFile(file, OFFSET_INDEX_ENTRY_BYTES);
+  }
 
   get entryCount(): number {
     return this.relativeOffsets.length;
@@ -86,8 +83,7 @@ export class OffsetIndex {
   private truncateToEntries(count: number): void {
     this.relativeOffsets.truncate(count);
     this.positions.truncate(count);
-    if (this.persistedCount > count) this.persistedCount = count;
-    if (this.fileLength !== count) this.fileLength = -1;
+    this.indexFile.onTruncate(count);
   }
 
   /**
@@ -97,14 +93,8 @@ export class OffsetIndex {
    */
   load(logSizeBytes: number): boolean {
     this.clear();
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(this.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
-    }
-    if (bytes.length % OFFSET_INDEX_ENTRY_BYTES !== 0) return false;
+    const bytes = this.indexFile.read();
+    if (bytes === null) return false;
     let lastRelative = -1;
     let lastPosition = -1;
     for (let pos = 0; pos < bytes.length; pos += OFFSET_INDEX_ENTRY_BYTES) {
@@ -119,8 +109,7 @@ export class OffsetIndex {
       lastRelative = relative;
       lastPosition = position;
     }
-    this.persistedCount = this.entryCount;
-    this.fileLength = this.entryCount;
+    this.indexFile.markLoaded(this.entryCount);
     return true;
   }
 
@@ -129,38 +118,14 @@ export class OffsetIndex {
    * write the new ones in one write, fsync when asked.
    */
   persist(sync: boolean): void {
-    const n0 = this.entryCount;
-    // Nothing new since the last (synced) write: skip the open, the write and the fsync.
-    if (this.persistedCount === n0 && this.fileLength === n0 && (!sync || this.syncedCount === n0)) return;
-    const fd = fs.openSync(this.file, fs.existsSync(this.file) ? 'r+' : 'w+');
-    try {
-      const expectedBytes = this.persistedCount * OFFSET_INDEX_ENTRY_BYTES;
-      if (fs.fstatSync(fd).size !== expectedBytes) fs.ftruncateSync(fd, expectedBytes);
-      const n = this.entryCount;
-      if (n > this.persistedCount) {
-        const out = Buffer.allocUnsafe((n - this.persistedCount) * OFFSET_INDEX_ENTRY_BYTES);
-        let pos = 0;
-        for (let i = this.persistedCount; i < n; i++) {
-          out.writeUInt32BE(this.relativeOffsets.get(i), pos);
-          out.writeUInt32BE(this.positions.get(i), pos + 4);
-          pos += OFFSET_INDEX_ENTRY_BYTES;
-        }
-        writeFully(fd, out, 0, out.length, expectedBytes);
-        this.persistedCount = n;
-      }
-      this.fileLength = this.persistedCount;
-      if (sync) {
-        fs.fsyncSync(fd);
-        this.syncedCount = this.persistedCount;
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.indexFile.persist(this.entryCount, sync, (out, pos, i) => {
+        out.writeUInt32BE(this.relativeOffsets.get(i), pos);
+        out.writeUInt32BE(this.positions.get(i), pos + 4);
+    });
   }
 
   /** Forget what the file holds, so the next persist rewrites it from scratch. */
   markFileStale(): void {
-    this.persistedCount = 0;
-    this.fileLength = -1;
+    this.indexFile.markStale();
   }
 }

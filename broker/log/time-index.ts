@@ -9,26 +9,24 @@
  * has maxTimestamp < the entry's timestamp, which is what makes the lookup in
  * LogSegment.findOffsetByTimestamp exact. Held in memory and persisted like the offset index.
  */
-import fs from 'node:fs';
 import { assert } from '../../common/assert.js';
 import { readInt64, writeInt64 } from '../../protocol/record-batch.js';
 import { GrowableEntries } from './growable-entries.js';
-import { writeFully } from './io.js';
+import { IndexFile } from './index-file.js';
 
 export const TIME_INDEX_ENTRY_BYTES = 12;
 
 export class TimeIndex {
   private readonly timestamps = new GrowableEntries();
   private readonly relativeOffsets = new GrowableEntries();
-  private persistedCount = 0;
-  /** Entries the file is known to hold (-1: unknown) and how many of them were fsynced. */
-  private fileLength = -1;
-  private syncedCount = -1;
+  private readonly indexFile: IndexFile;
 
   constructor(
     readonly baseOffset: number,
     readonly file: string,
-  ) {}
+  ) {
+    this.indexFile = new IndexFile(file, TIME_INDEX_ENTRY_BYTES);
+  }
 
   get entryCount(): number {
     return this.timestamps.length;
@@ -87,8 +85,7 @@ export class TimeIndex {
   private truncateToEntries(count: number): void {
     this.timestamps.truncate(count);
     this.relativeOffsets.truncate(count);
-    if (this.persistedCount > count) this.persistedCount = count;
-    if (this.fileLength !== count) this.fileLength = -1;
+    this.indexFile.onTruncate(count);
   }
 
   /**
@@ -98,14 +95,8 @@ export class TimeIndex {
    */
   load(nextOffset: number): boolean {
     this.clear();
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(this.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
-    }
-    if (bytes.length % TIME_INDEX_ENTRY_BYTES !== 0) return false;
+    const bytes = this.indexFile.read();
+    if (bytes === null) return false;
     let lastTimestamp = -Infinity;
     let lastRelative = -1;
     for (let pos = 0; pos < bytes.length; pos += TIME_INDEX_ENTRY_BYTES) {
@@ -120,43 +111,18 @@ export class TimeIndex {
       lastTimestamp = timestamp;
       lastRelative = relative;
     }
-    this.persistedCount = this.entryCount;
-    this.fileLength = this.entryCount;
+    this.indexFile.markLoaded(this.entryCount);
     return true;
   }
 
   persist(sync: boolean): void {
-    const n0 = this.entryCount;
-    // Nothing new since the last (synced) write: skip the open, the write and the fsync.
-    if (this.persistedCount === n0 && this.fileLength === n0 && (!sync || this.syncedCount === n0)) return;
-    const fd = fs.openSync(this.file, fs.existsSync(this.file) ? 'r+' : 'w+');
-    try {
-      const expectedBytes = this.persistedCount * TIME_INDEX_ENTRY_BYTES;
-      if (fs.fstatSync(fd).size !== expectedBytes) fs.ftruncateSync(fd, expectedBytes);
-      const n = this.entryCount;
-      if (n > this.persistedCount) {
-        const out = Buffer.allocUnsafe((n - this.persistedCount) * TIME_INDEX_ENTRY_BYTES);
-        let pos = 0;
-        for (let i = this.persistedCount; i < n; i++) {
-          writeInt64(out, pos, this.timestamps.get(i));
-          out.writeUInt32BE(this.relativeOffsets.get(i), pos + 8);
-          pos += TIME_INDEX_ENTRY_BYTES;
-        }
-        writeFully(fd, out, 0, out.length, expectedBytes);
-        this.persistedCount = n;
-      }
-      this.fileLength = this.persistedCount;
-      if (sync) {
-        fs.fsyncSync(fd);
-        this.syncedCount = this.persistedCount;
-      }
-    } finally {
-      fs.closeSync(fd);
-    }
+    this.indexFile.persist(this.entryCount, sync, (out, pos, i) => {
+        writeInt64(out, pos, this.timestamps.get(i));
+        out.writeUInt32BE(this.relativeOffsets.get(i), pos + 8);
+    });
   }
 
   markFileStale(): void {
-    this.persistedCount = 0;
-    this.fileLength = -1;
+    this.indexFile.markStale();
   }
 }

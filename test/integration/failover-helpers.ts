@@ -341,8 +341,4 @@ export function metricValue(text: string, name: string, labels: Record<string, s
 
 // ---- figures ----------------------------------------------------------------------------------
 
-/** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
-}
+export { percentile } from '../../bench/stats.js';
