@@ -46,6 +46,7 @@ export const ERRORS = {
   INVALID_PRODUCER_EPOCH: { code: 47, retriable: false, message: 'The producer epoch is older than the current one' },
   KAFKA_STORAGE_ERROR: { code: 56, retriable: true, message: 'The log directory failed' },
   UNKNOWN_PRODUCER_ID: { code: 59, retriable: false, message: 'The producer id is not known' },
+  NON_EMPTY_GROUP: { code: 68, retriable: false, message: 'The group still has members' },
   GROUP_ID_NOT_FOUND: { code: 69, retriable: false, message: 'The group does not exist' },
   FENCED_LEADER_EPOCH: { code: 74, retriable: true, message: 'The leader epoch in the request is older than the current one' },
   UNKNOWN_LEADER_EPOCH: { code: 75, retriable: true, message: 'The leader epoch in the request is newer than this server knows' },

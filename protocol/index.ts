@@ -20,6 +20,8 @@ import { AlterPartitionApi } from './apis/alter-partition.js';
 import { ApiVersionsApi } from './apis/api-versions.js';
 import { BrokerHeartbeatApi } from './apis/broker-heartbeat.js';
 import { BrokerRegistrationApi } from './apis/broker-registration.js';
+import { ConsumerGroupDescribeApi } from './apis/consumer-group-describe.js';
+import { ConsumerGroupHeartbeatApi } from './apis/consumer-group-heartbeat.js';
 import { CreateTopicsApi } from './apis/create-topics.js';
 import { DeleteTopicsApi } from './apis/delete-topics.js';
 import { DescribeClusterApi } from './apis/describe-cluster.js';
@@ -29,10 +31,14 @@ import { DescribeQuorumApi } from './apis/describe-quorum.js';
 import { ElectLeadersApi } from './apis/elect-leaders.js';
 import { FetchApi } from './apis/fetch.js';
 import { FetchMetadataApi } from './apis/fetch-metadata.js';
+import { FindCoordinatorApi } from './apis/find-coordinator.js';
 import { IncrementalAlterConfigsApi } from './apis/incremental-alter-configs.js';
 import { InitProducerIdApi } from './apis/init-producer-id.js';
+import { ListGroupsApi } from './apis/list-groups.js';
 import { ListOffsetsApi } from './apis/list-offsets.js';
 import { MetadataApi } from './apis/metadata.js';
+import { OffsetCommitApi } from './apis/offset-commit.js';
+import { OffsetFetchApi } from './apis/offset-fetch.js';
 import { OffsetForLeaderEpochApi } from './apis/offset-for-leader-epoch.js';
 import { ProduceApi } from './apis/produce.js';
 import { RaftMessagesApi } from './apis/raft-messages.js';
@@ -49,6 +55,13 @@ export type { AlterPartitionRequest, AlterPartitionResponse } from './apis/alter
 export type { ApiVersionsRequest, ApiVersionsResponse } from './apis/api-versions.js';
 export type { BrokerHeartbeatRequest, BrokerHeartbeatResponse } from './apis/broker-heartbeat.js';
 export type { BrokerRegistrationRequest, BrokerRegistrationResponse } from './apis/broker-registration.js';
+export type { ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse } from './apis/consumer-group-describe.js';
+export {
+  JOIN_GROUP_MEMBER_EPOCH,
+  LEAVE_GROUP_MEMBER_EPOCH,
+  type ConsumerGroupHeartbeatRequest,
+  type ConsumerGroupHeartbeatResponse,
+} from './apis/consumer-group-heartbeat.js';
 export type { CreateTopicsRequest, CreateTopicsResponse } from './apis/create-topics.js';
 export type { DeleteTopicsRequest, DeleteTopicsResponse } from './apis/delete-topics.js';
 export type { DescribeClusterRequest, DescribeClusterResponse } from './apis/describe-cluster.js';
@@ -57,6 +70,7 @@ export type { DescribeFailoversRequest, DescribeFailoversResponse } from './apis
 export type { DescribeQuorumRequest, DescribeQuorumResponse } from './apis/describe-quorum.js';
 export { ElectionType, type ElectLeadersRequest, type ElectLeadersResponse } from './apis/elect-leaders.js';
 export type { FetchRequest, FetchResponse } from './apis/fetch.js';
+export { COORDINATOR_KEY_TYPE_GROUP, type FindCoordinatorRequest, type FindCoordinatorResponse } from './apis/find-coordinator.js';
 export type { FetchMetadataRequest, FetchMetadataResponse } from './apis/fetch-metadata.js';
 export {
   ConfigOperation,
@@ -65,7 +79,10 @@ export {
 } from './apis/incremental-alter-configs.js';
 export type { InitProducerIdRequest, InitProducerIdResponse } from './apis/init-producer-id.js';
 export { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, type ListOffsetsRequest, type ListOffsetsResponse } from './apis/list-offsets.js';
+export type { ListGroupsRequest, ListGroupsResponse } from './apis/list-groups.js';
 export type { MetadataRequest, MetadataResponse } from './apis/metadata.js';
+export type { OffsetCommitRequest, OffsetCommitResponse } from './apis/offset-commit.js';
+export type { OffsetFetchRequest, OffsetFetchResponse } from './apis/offset-fetch.js';
 export type { OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse } from './apis/offset-for-leader-epoch.js';
 export type { ProduceRequest, ProduceResponse } from './apis/produce.js';
 export type { RaftMessagesRequest, RaftMessagesResponse, WireRaftMessage } from './apis/raft-messages.js';
@@ -76,6 +93,10 @@ export const API_DEFINITIONS = [
   FetchApi,
   ListOffsetsApi,
   MetadataApi,
+  OffsetCommitApi,
+  OffsetFetchApi,
+  FindCoordinatorApi,
+  ListGroupsApi,
   ApiVersionsApi,
   CreateTopicsApi,
   DeleteTopicsApi,
@@ -90,6 +111,8 @@ export const API_DEFINITIONS = [
   BrokerHeartbeatApi,
   DescribeQuorumApi,
   AllocateProducerIdsApi,
+  ConsumerGroupHeartbeatApi,
+  ConsumerGroupDescribeApi,
   RaftMessagesApi,
   FetchMetadataApi,
   DescribeFailoversApi,

@@ -168,6 +168,64 @@ export const EXAMPLES = {
       ],
     },
   }),
+  OffsetCommit: example({
+    apiKey: ApiKey.OffsetCommit,
+    request: {
+      groupId: 'billing',
+      memberEpoch: 7,
+      memberId: 'm-1f2e',
+      topics: [
+        {
+          name: 'orders',
+          partitions: [
+            { partitionIndex: 0, committedOffset: BIG_OFFSET, committedLeaderEpoch: 3, committedMetadata: null },
+            { partitionIndex: 1, committedOffset: 0, committedLeaderEpoch: -1, committedMetadata: 'host-a' },
+          ],
+        },
+      ],
+    },
+    response: {
+      throttleTimeMs: 0,
+      topics: [{ name: 'orders', partitions: [{ partitionIndex: 0, errorCode: 0 }, { partitionIndex: 1, errorCode: 22 }] }],
+    },
+  }),
+  OffsetFetch: example({
+    apiKey: ApiKey.OffsetFetch,
+    request: { groupId: 'billing', topics: [{ name: 'orders', partitionIndexes: [0, 1] }] },
+    response: {
+      throttleTimeMs: 0,
+      errorCode: 0,
+      topics: [
+        {
+          name: 'orders',
+          partitions: [
+            { partitionIndex: 0, committedOffset: BIG_OFFSET, committedLeaderEpoch: 3, metadata: null, errorCode: 0 },
+            { partitionIndex: 1, committedOffset: -1, committedLeaderEpoch: -1, metadata: null, errorCode: 0 },
+          ],
+        },
+      ],
+    },
+  }),
+  FindCoordinator: example({
+    apiKey: ApiKey.FindCoordinator,
+    request: { keyType: 0, keys: ['billing', 'audit'] },
+    response: {
+      throttleTimeMs: 0,
+      coordinators: [
+        { key: 'billing', nodeId: 2, host: '127.0.0.1', port: 9094, url: 'ws://127.0.0.1:9094', errorCode: 0, errorMessage: null },
+        { key: 'audit', nodeId: -1, host: '', port: 0, url: '', errorCode: 15, errorMessage: '__consumer_offsets-7 has no leader' },
+      ],
+    },
+  }),
+  ListGroups: example({
+    apiKey: ApiKey.ListGroups,
+    request: { statesFilter: [] },
+    response: {
+      throttleTimeMs: 0,
+      errorCode: 0,
+      groups: [{ groupId: 'billing', protocolType: 'consumer', groupState: 'stable', members: 3 }],
+    },
+  }),
   ApiVersions: example({
     apiKey: ApiKey.ApiVersions,
     request: {},
@@ -359,6 +417,55 @@ export const EXAMPLES = {
     apiKey: ApiKey.AllocateProducerIds,
     request: { brokerId: 2, brokerEpoch: 17 },
     response: { errorCode: 0, producerIdStart: BIG_OFFSET, producerIdLen: 1000 },
+  }),
+  ConsumerGroupHeartbeat: example({
+    apiKey: ApiKey.ConsumerGroupHeartbeat,
+    request: {
+      groupId: 'billing',
+      memberId: 'm-1f2e',
+      memberEpoch: 7,
+      clientId: 'app',
+      rebalanceTimeoutMs: 300_000,
+      subscribedTopicNames: null,
+      ownedPartitions: [{ topic: 'orders', partitions: [0, 2] }],
+    },
+    response: {
+      throttleTimeMs: 0,
+      errorCode: 0,
+      errorMessage: null,
+      memberId: null,
+      memberEpoch: 8,
+      heartbeatIntervalMs: 1_000,
+      assignment: { topicPartitions: [{ topic: 'orders', partitions: [0] }] },
+    },
+  }),
+  ConsumerGroupDescribe: example({
+    apiKey: ApiKey.ConsumerGroupDescribe,
+    request: { groupIds: ['billing'] },
+    response: {
+      throttleTimeMs: 0,
+      groups: [
+        {
+          errorCode: 0,
+          errorMessage: null,
+          groupId: 'billing',
+          groupState: 'assigning',
+          groupEpoch: 9,
+          assignmentEpoch: 9,
+          members: [
+            {
+              memberId: 'm-1f2e',
+              clientId: 'app',
+              memberEpoch: 8,
+              subscribedTopicNames: ['orders'],
+              assignment: [{ topic: 'orders', partitions: [0, 2] }],
+              targetAssignment: [{ topic: 'orders', partitions: [0] }],
+            },
+          ],
+          offsets: [{ topic: 'orders', partition: 0, committedOffset: 120, logEndOffset: BIG_OFFSET, lag: BIG_OFFSET - 120 }],
+        },
+      ],
+    },
   }),
   RaftMessages: example({
     apiKey: ApiKey.RaftMessages,
