@@ -18,8 +18,11 @@
  *   metadata and retry the partition after a backoff; a non-retriable error ends the iteration
  *   by throwing it.
  *
- * Consumer groups (group coordinator, offset commits) come later: `groupId` is accepted and
- * kept, but subscribe() assigns every partition of the topics to this consumer.
+ * With a `groupId`, subscribe() joins the group instead of reading every partition:
+ * client/group-membership.ts talks to the coordinator and adds and removes partitions here through
+ * the GroupHost hooks (`groupHost` below). This file only tracks, per partition, the processed
+ * position (the next offset to commit): for the iterator a record counts as processed when the
+ * next one is asked for (Kafka's poll semantics), for run() when eachMessage has resolved.
  */
 import { performance } from 'node:perf_hooks';
 import { ApiKey } from '../protocol/api-keys.js';
@@ -29,13 +32,24 @@ import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '../protocol/apis/list-offs
 import { batchLastOffset, decodeBatchRecords, iterateBatches } from '../protocol/record-batch.js';
 import { Cluster, backoffMs, needsMetadataRefresh, type ClusterOptions, type RetryOptions } from './cluster.js';
 import { positiveInt, nonNegativeInt } from '../protocol/options.js';
+import { GroupMembership, type GroupEventName, type GroupHost, type GroupListener, type OwnedPartition, type TopicPartition } from './group-membership.js';
 
 export type ReadFrom = 'leader' | 'follower';
 export type OffsetReset = 'earliest' | 'latest';
 
 export interface ConsumerOptions {
-  /** Kept for when consumer groups arrive; today every consumer reads all it subscribes to. */
+  /** Join this consumer group on subscribe(): partitions are shared among its members, offsets committed. */
   groupId?: string;
+  /** Groups: commit processed offsets every autoCommitIntervalMs, on revoke and on disconnect. Default true. */
+  autoCommit?: boolean;
+  /** Groups: Kafka's auto.commit.interval.ms. Default 5000. */
+  autoCommitIntervalMs?: number;
+  /**
+   * Groups: Kafka's max.poll.interval.ms. If the application has not asked for the next record
+   * (or eachMessage has not returned) for this long, the consumer leaves the group, and rejoins at
+   * the next poll. Also the time the member has to give partitions back. Default 300 000.
+   */
+  maxPollIntervalMs?: number;
   /** Default 'leader'. */
   readFrom?: ReadFrom;
   /** Messages fetched but not yet handed out. Default 1000. */
@@ -104,6 +118,10 @@ class Assignment {
   errors = 0;
   leaderUntilMs = 0;
   minOffset: number | undefined;
+  /** Groups: the next offset to commit (last processed + 1); undefined until a position is known. */
+  processed: number | undefined;
+  /** Bumped by seek() only: a record handed out before a seek does not move `processed`. */
+  seeks = 0;
 
   constructor(
     readonly topic: string,
@@ -152,6 +170,15 @@ export class Consumer {
   /** pump() held fetches back because the buffer was full. */
   private waitingForRoom = false;
   private highestFetchedBytes = 0;
+  /** Set when subscribe() is called with a groupId. */
+  private readonly group: GroupMembership | undefined;
+  private groupReset: OffsetReset = 'latest';
+  /** The record handed out last and not yet processed (groups only). */
+  private handed: { a: Assignment; offset: number; seeks: number } | undefined;
+  private processedWaiters: Array<() => void> = [];
+  private lastPollMs = performance.now();
+  /** Paused partitions (`topic\0partition`) and whole topics (`topic\0*`). */
+  private readonly paused = new Set<string>();
 
   constructor(context: ConsumerContext, options: ConsumerOptions = {}) {
     this.groupId = options.groupId;
@@ -171,6 +198,23 @@ export class Consumer {
     this.requestTimeoutMs = context.cluster.requestTimeoutMs;
     this.retry = context.retry;
     this.cluster = new Cluster(context.cluster);
+    const autoCommit = options.autoCommit ?? true;
+    if (typeof autoCommit !== 'boolean') throw new TributaryError('INVALID_CONFIG', `autoCommit must be a boolean, got ${String(autoCommit)}`);
+    const autoCommitIntervalMs = positiveInt('autoCommitIntervalMs', options.autoCommitIntervalMs ?? 5000);
+    const maxPollIntervalMs = positiveInt('maxPollIntervalMs', options.maxPollIntervalMs ?? 300_000);
+    if (maxPollIntervalMs > 0x7fffffff) throw new TributaryError('INVALID_CONFIG', `maxPollIntervalMs must be at most ${0x7fffffff}, got ${maxPollIntervalMs}`);
+    if (this.groupId !== undefined) {
+      if (typeof this.groupId !== 'string' || this.groupId === '') throw new TributaryError('INVALID_CONFIG', 'groupId must be a non-empty string');
+      this.group = new GroupMembership(this.cluster, this.groupHost(), {
+        groupId: this.groupId,
+        clientId: context.cluster.clientId,
+        maxPollIntervalMs,
+        autoCommit,
+        autoCommitIntervalMs,
+        requestTimeoutMs: this.requestTimeoutMs,
+        retry: this.retry,
+      });
+    }
   }
 
   async connect(): Promise<void> {
@@ -180,13 +224,24 @@ export class Consumer {
   }
 
   /**
-   * Read every partition of `topics` (no group yet: this consumer gets them all), from the
-   * earliest offset with fromBeginning, else from the latest.
+   * Without a groupId: read every partition of `topics`. With one: join the group, which shares
+   * the partitions among its members. A partition starts at the group's committed offset, else
+   * at the earliest offset with fromBeginning, else at the latest (autoOffsetReset overrides).
    */
   async subscribe(options: SubscribeOptions): Promise<void> {
     this.mustBeConnected();
     if (!Array.isArray(options.topics) || options.topics.length === 0) throw new TributaryError('INVALID_REQUEST', 'subscribe: topics must be a non-empty array');
     const reset: OffsetReset = options.fromBeginning === true ? 'earliest' : 'latest';
+    if (this.group !== undefined) {
+      for (const topic of options.topics) {
+        if (typeof topic !== 'string' || topic === '') throw new TributaryError('INVALID_REQUEST', 'subscribe: topic names must be non-empty strings');
+        await this.cluster.ensureTopic(topic);
+      }
+      this.groupReset = this.autoOffsetReset ?? reset;
+      this.lastPollMs = performance.now();
+      this.group.subscribe(options.topics);
+      return;
+    }
     for (const topic of options.topics) {
       const meta = await this.cluster.ensureTopic(topic);
       for (let p = 0; p < meta.partitions.length; p++) {
@@ -200,6 +255,7 @@ export class Consumer {
   /** Read these partitions (added to any already assigned), from `offset` or autoOffsetReset. */
   assign(partitions: PartitionAssignment[]): void {
     this.mustBeConnected();
+    if (this.group !== undefined) throw new TributaryError('INVALID_REQUEST', `assign: consumer is in group ${this.groupId}; its coordinator assigns partitions (subscribe())`);
     for (const tp of partitions) {
       if (typeof tp.topic !== 'string' || tp.topic === '') throw new TributaryError('INVALID_REQUEST', 'assign: topic must be a non-empty string');
       nonNegativeInt('assign: partition', tp.partition, 'INVALID_REQUEST');
@@ -221,7 +277,70 @@ export class Consumer {
     const a = this.assignments.get(keyOf(target.topic, target.partition));
     if (a === undefined) throw new TributaryError('INVALID_REQUEST', `seek: ${target.topic}-${target.partition} is not assigned to this consumer`);
     this.moveTo(a, nonNegativeInt('seek: offset', target.offset, 'INVALID_REQUEST'));
+    // In a group the seek target is what gets committed next, as Kafka commits its position.
+    a.seeks++;
+    if (this.group !== undefined) a.processed = target.offset;
     this.schedulePump();
+  }
+
+  /**
+   * Stop fetching these partitions (every partition of a topic when `partitions` is omitted), as
+   * KafkaJS's pause: records already prefetched for them are dropped and fetched again on resume().
+   * In a group the pause outlives a revoke and a later reassignment.
+   */
+  pause(topics: Array<{ topic: string; partitions?: number[] }>): void {
+    for (const key of pauseKeys('pause', topics)) this.paused.add(key);
+    for (const a of this.assignments.values()) if (this.isPaused(a)) this.rewind(a);
+  }
+
+  /** Fetch paused partitions again. */
+  resume(topics: Array<{ topic: string; partitions?: number[] }>): void {
+    for (const key of pauseKeys('resume', topics)) {
+      if (key.endsWith('\u0000*')) {
+        // Resuming a topic resumes its partitions paused one by one too.
+        const prefix = key.slice(0, -1);
+        for (const k of [...this.paused]) if (k.startsWith(prefix)) this.paused.delete(k);
+      }
+      this.paused.delete(key);
+    }
+    this.schedulePump();
+  }
+
+  /** The paused partitions among those assigned now. */
+  pausedPartitions(): TopicPartition[] {
+    return [...this.assignments.values()].filter((a) => this.isPaused(a)).map((a) => ({ topic: a.topic, partition: a.partition }));
+  }
+
+  /**
+   * Groups: commit now. Without arguments, the processed position of every partition owned; with
+   * `offsets`, those (offset = the next one to read, as in Kafka). Throws the first partition's
+   * error (e.g. UNKNOWN_MEMBER_ID once fenced).
+   */
+  async commitOffsets(offsets?: Array<{ topic: string; partition: number; offset: number }>): Promise<void> {
+    if (this.group === undefined) throw new TributaryError('INVALID_REQUEST', 'commitOffsets: this consumer has no groupId');
+    if (offsets !== undefined) {
+      for (const o of offsets) {
+        if (typeof o.topic !== 'string' || o.topic === '') throw new TributaryError('INVALID_REQUEST', 'commitOffsets: topic must be a non-empty string');
+        nonNegativeInt('commitOffsets: partition', o.partition, 'INVALID_REQUEST');
+        nonNegativeInt('commitOffsets: offset', o.offset, 'INVALID_REQUEST');
+      }
+    }
+    await this.group.commitOffsets(offsets?.map((o) => ({ topic: o.topic, partition: o.partition, offset: o.offset })));
+  }
+
+  /**
+   * Listen to group events: 'group.joined', 'group.assigned', 'group.revoked', 'group.left'
+   * (GroupEvents in client/group-membership.ts). Returns a function that removes the listener.
+   */
+  on<E extends GroupEventName>(event: E, listener: GroupListener<E>): () => void {
+    if (this.group === undefined) throw new TributaryError('INVALID_REQUEST', `on('${event}'): this consumer has no groupId`);
+    return this.group.on(event, listener);
+  }
+
+  /** Groups: this member's id and epoch ('' and 0 while not a member), and the partitions it owns. */
+  groupMember(): { memberId: string; memberEpoch: number; assignment: TopicPartition[] } | undefined {
+    if (this.group === undefined) return undefined;
+    return { memberId: this.group.memberId, memberEpoch: this.group.memberEpoch, assignment: this.group.assignment() };
   }
 
   /** Set the read-your-writes floor of one partition (follower reads wait for it or redirect). */
@@ -249,17 +368,37 @@ export class Consumer {
   [Symbol.asyncIterator](): AsyncIterator<ConsumedMessage> {
     return {
       next: () => this.next(),
-      return: async () => ({ done: true, value: undefined }),
+      // Leaving the loop (break) counts the last record as processed, as Kafka commits the
+      // position past everything poll() returned.
+      return: async () => {
+        this.markProcessed();
+        return { done: true, value: undefined };
+      },
     };
   }
 
-  /** Hand every message to eachMessage, one at a time; resolves when disconnect() is called. */
+  /**
+   * Hand every message to eachMessage, one at a time; resolves when disconnect() is called. A
+   * message counts as processed (committable) once eachMessage has resolved; if it throws, run()
+   * rejects with that error and the message is not committed.
+   */
   async run(options: RunOptions): Promise<void> {
-    for await (const message of this) await options.eachMessage(message);
+    for (;;) {
+      const r = await this.next();
+      if (r.done === true) return;
+      try {
+        await options.eachMessage(r.value);
+      } catch (error) {
+        this.handed = undefined;
+        throw error;
+      }
+    }
   }
 
   async disconnect(): Promise<void> {
     if (this.closed) return;
+    // Commit and leave first: the group hands our partitions on at once instead of after a session timeout.
+    if (this.group !== undefined) await this.group.close();
     this.closed = true;
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
     const waiters = this.waiters;
@@ -268,12 +407,17 @@ export class Consumer {
     this.buffer = [];
     this.bufferHead = 0;
     this.bufferedBytes = 0;
+    this.handed = undefined;
+    this.notifyProcessed();
     await this.cluster.close();
   }
 
   // ---- handing out ---------------------------------------------------------------------------
 
   private next(): Promise<IteratorResult<ConsumedMessage>> {
+    this.markProcessed();
+    this.lastPollMs = performance.now();
+    this.group?.polled();
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const item = this.take();
     if (item !== undefined) return Promise.resolve({ done: false, value: item });
@@ -298,6 +442,7 @@ export class Consumer {
         this.waitingForRoom = false;
         this.schedulePump();
       }
+      if (this.group !== undefined) this.handed = { a: item.assignment, offset: item.message.offset, seeks: item.assignment.seeks };
       return item.message;
     }
     this.schedulePump();
@@ -308,6 +453,8 @@ export class Consumer {
     while (this.waiters.length > 0) {
       const item = this.take();
       if (item === undefined) return;
+      // The poll deadline (maxPollIntervalMs) counts from when the application got the record.
+      this.lastPollMs = performance.now();
       this.waiters.shift()!.resolve({ done: false, value: item });
     }
   }
@@ -360,6 +507,7 @@ export class Consumer {
     const room = this.hasRoom();
     for (const a of this.assignments.values()) {
       if (a.fetching || a.resetting) continue;
+      if (this.paused.size > 0 && this.isPaused(a)) continue;
       if (a.retryAtMs > now) {
         this.wakeIn(a.retryAtMs - now);
         continue;
@@ -578,6 +726,8 @@ export class Consumer {
         if (r === undefined) continue;
         if (r.errorCode === 0) {
           a.position = r.offset;
+          // Groups: a partition that starts by its reset policy commits that start if nothing is read.
+          if (this.group !== undefined) a.processed ??= r.offset;
           a.errors = 0;
           continue;
         }
@@ -608,6 +758,90 @@ export class Consumer {
     a.retryAtMs = 0;
     a.errors = 0;
     // Drop what was prefetched for it (take() also skips stale generations; this frees the room now).
+    this.dropBuffered(a);
+  }
+
+  // ---- groups: the hooks GroupMembership drives -------------------------------------------------
+
+  private groupHost(): GroupHost {
+    return {
+      addPartitions: (list) => {
+        for (const tp of list) {
+          const a = new Assignment(tp.topic, tp.partition, this.groupReset);
+          if (tp.offset !== undefined) {
+            a.position = tp.offset;
+            a.processed = tp.offset;
+          }
+          this.assignments.set(keyOf(tp.topic, tp.partition), a);
+        }
+        void this.cluster.refresh(new Set(list.map((p) => p.topic))).catch(() => undefined);
+        this.schedulePump();
+      },
+      detachPartitions: (list) => {
+        const out: OwnedPartition[] = [];
+        for (const tp of list) {
+          const key = keyOf(tp.topic, tp.partition);
+          const a = this.assignments.get(key);
+          if (a === undefined) continue;
+          this.assignments.delete(key);
+          this.dropBuffered(a);
+          out.push(a);
+        }
+        return out;
+      },
+      ownedStates: () => [...this.assignments.values()],
+      waitProcessed: (parts, timeoutMs) =>
+        new Promise<boolean>((resolve) => {
+          const busy = () => this.handed !== undefined && parts.includes(this.handed.a);
+          if (!busy()) return resolve(true);
+          const timer = setTimeout(() => {
+            this.processedWaiters = this.processedWaiters.filter((w) => w !== check);
+            resolve(false);
+          }, Math.max(1, timeoutMs));
+          const check = () => {
+            if (busy()) return;
+            clearTimeout(timer);
+            this.processedWaiters = this.processedWaiters.filter((w) => w !== check);
+            resolve(true);
+          };
+          this.processedWaiters.push(check);
+        }),
+      pollState: () => ({ waiting: this.waiters.length > 0, lastPollMs: this.lastPollMs }),
+      fail: (error) => this.fail(error),
+    };
+  }
+
+  /** The record handed out last is done with: its partition may commit past it. */
+  private markProcessed(): void {
+    const h = this.handed;
+    if (h === undefined) return;
+    this.handed = undefined;
+    if (h.a.seeks === h.seeks) h.a.processed = h.offset + 1;
+    this.notifyProcessed();
+  }
+
+  private notifyProcessed(): void {
+    for (const w of [...this.processedWaiters]) w();
+  }
+
+  private isPaused(a: Assignment): boolean {
+    return this.paused.has(keyOf(a.topic, a.partition)) || this.paused.has(`${a.topic}\u0000*`);
+  }
+
+  /** Paused: drop what was prefetched and fetch it again later, from the first record not handed out. */
+  private rewind(a: Assignment): void {
+    let first: number | undefined;
+    for (let i = this.bufferHead; i < this.buffer.length && first === undefined; i++) {
+      const item = this.buffer[i]!;
+      if (item.assignment === a && item.generation === a.generation) first = item.message.offset;
+    }
+    a.generation++;
+    if (first !== undefined) a.position = first;
+    this.dropBuffered(a);
+  }
+
+  /** Free the prefetch room held by one partition's records (take() would skip them anyway). */
+  private dropBuffered(a: Assignment): void {
     let bytes = 0;
     const kept: Buffered[] = [];
     for (let i = this.bufferHead; i < this.buffer.length; i++) {
@@ -628,6 +862,17 @@ export class Consumer {
 
 function keyOf(topic: string, partition: number): string {
   return `${topic}\u0000${partition}`;
+}
+
+function pauseKeys(what: string, topics: Array<{ topic: string; partitions?: number[] }>): string[] {
+  if (!Array.isArray(topics)) throw new TributaryError('INVALID_REQUEST', `${what}: expected an array of { topic, partitions? }`);
+  const keys: string[] = [];
+  for (const t of topics) {
+    if (typeof t?.topic !== 'string' || t.topic === '') throw new TributaryError('INVALID_REQUEST', `${what}: topic must be a non-empty string`);
+    if (t.partitions === undefined) keys.push(`${t.topic}\u0000*`);
+    else for (const p of t.partitions) keys.push(keyOf(t.topic, nonNegativeInt(`${what}: partition`, p, 'INVALID_REQUEST')));
+  }
+  return keys;
 }
 
 function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {

@@ -15,6 +15,7 @@ export {
   type RunOptions,
   type SubscribeOptions,
 } from './consumer.js';
+export type { GroupEventName, GroupEvents, GroupListener, TopicPartition } from './group-membership.js';
 export type { RetryOptions } from './cluster.js';
 export { murmur2, partitionForKey, toPositive } from './partitioner.js';
 export { ERRORS, TributaryError, type ErrorName } from './errors.js';

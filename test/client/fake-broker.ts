@@ -2,7 +2,7 @@
  * A fake cluster for the SDK and CLI tests: N in-process RpcServers (the "brokers") sharing one
  * in-memory state. It answers Metadata, Produce, Fetch, ListOffsets, CreateTopics, DeleteTopics,
  * DescribeConfigs, IncrementalAlterConfigs, DescribeCluster and InitProducerId the way the real
- * broker does on the wire, and lets a test move leaders, script per-partition errors, hold
+ * broker does on the wire (and the consumer-group APIs through `coordinator`, fake-coordinator.ts), and lets a test move leaders, script per-partition errors, hold
  * Produce responses, and look at every Produce it received.
  *
  * Not a broker: no replication, the high watermark is the log end, and a follower's view of a
@@ -12,6 +12,7 @@ import { ApiKey, ERRORS, TributaryError, type ErrorName, type FetchRequest, type
 import { batchLastOffset, checkBatches, iterateBatches, readBatchHeader, stampBatch, type BatchHeader } from '../../protocol/record-batch.js';
 import { NO_RESPONSE, RpcServer, handler } from '../../protocol/transport/index.js';
 import { Tributary, type TributaryConfig } from '../../client/index.js';
+import { FakeCoordinator } from './fake-coordinator.js';
 
 export interface FakePartition {
   leader: number;
@@ -72,6 +73,17 @@ export class FakeCluster {
   initProducerIdError: ErrorName | undefined;
   /** While set, Produce responses wait for it. */
   produceGate: Promise<void> | undefined;
+  /** Consumer groups: every group is coordinated by `coordinator.coordinatorId`. */
+  readonly coordinator = new FakeCoordinator(
+    {
+      partitions: (topic) => this.topics.get(topic)?.partitions.length,
+      logEndOffset: (topic, partition) => this.topics.get(topic)?.partitions[partition]?.logEndOffset ?? -1,
+    },
+    (id) => {
+      const s = this.servers.get(id)!;
+      return { host: s.address.host, port: s.address.port, url: s.url };
+    },
+  );
   clusterId = 'fake-cluster';
   controllerId = 1;
   private nextProducerId = 1000;
@@ -141,6 +153,7 @@ export class FakeCluster {
 
   private handlers(brokerId: number) {
     return new Map([
+      ...this.coordinator.handlers(brokerId),
       handler(ApiKey.Metadata, (body) => this.metadata(brokerId, body.topics)),
       handler(ApiKey.Produce, (body) => this.produce(brokerId, body)),
       handler(ApiKey.Fetch, (body, ctx) => this.fetch(brokerId, body, ctx.signal)),
