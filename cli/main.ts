@@ -13,6 +13,7 @@ import { clusterCommand } from './commands/cluster.js';
 import { consumeCommand } from './commands/consume.js';
 import { controllerCommand } from './commands/controller.js';
 import { dumpLogCommand } from './commands/dump-log.js';
+import { groupsCommand } from './commands/groups.js';
 import { produceCommand } from './commands/produce.js';
 import { topicsCommand } from './commands/topics.js';
 import { UsageError } from './usage-error.js';
@@ -36,6 +37,7 @@ export async function main(argv: string[]): Promise<void> {
     .command(topicsCommand)
     .command(produceCommand)
     .command(consumeCommand)
+    .command(groupsCommand)
     .demandCommand(1, 'name a command (see --help)')
     .recommendCommands()
     .strict()

@@ -3,7 +3,14 @@
  * Public interfaces and classes only; see client/README.md.
  */
 export { Tributary, type TributaryConfig } from './tributary.js';
-export { Admin, type ClusterDescription, type CreateTopicsOptions, type PartitionDescription, type TopicDescription, type TopicSpec } from './admin.js';
+export {
+  Admin,
+  type GroupDescription,
+  type GroupListing,
+  type GroupMemberDescription,
+  type GroupOffsetDescription,
+  type ResetTarget,
+  type ClusterDescription, type CreateTopicsOptions, type PartitionDescription, type TopicDescription, type TopicSpec } from './admin.js';
 export { Producer, type Acks, type Message, type ProduceAck, type ProducerOptions, type ProducerRecord, type RecordOffset } from './producer.js';
 export {
   Consumer,

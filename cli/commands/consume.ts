@@ -1,8 +1,9 @@
 /**
  * `tributary consume TOPIC`: print each record's value on its own line (or, with --json,
  * {"partition","offset","key","value","timestamp"}). Exits after --max-messages, else runs until
- * Ctrl-C. Without --partition it reads every partition of the topic; --group is accepted and
- * passed on, but consumer groups are not implemented yet (client/README.md).
+ * Ctrl-C. Without --partition it reads every partition of the topic; with --group G it joins
+ * group G, reads the partitions the coordinator gives it from the group's committed offsets, and
+ * commits what it printed (every 5 s, and on exit).
  */
 import type { CommandModule } from 'yargs';
 import type { ConsumedMessage, ReadFrom } from '../../client/index.js';
@@ -34,7 +35,7 @@ export const consumeCommand: CommandModule<object, ConsumeArgs> = {
       .option('from-beginning', { type: 'boolean', default: false, describe: 'start at the earliest offset (default: only new records)' })
       .option('partition', { type: 'string', describe: 'read only this partition' })
       .option('offset', { type: 'string', describe: 'start at this offset (needs --partition)' })
-      .option('group', { type: 'string', describe: 'consumer group id (accepted; groups are not implemented yet)' })
+      .option('group', { type: 'string', describe: 'join this consumer group: share its partitions, start at and commit its offsets' })
       .option('max-messages', { type: 'string', describe: 'exit after this many records' })
       .option('read-from', { type: 'string', default: 'leader', describe: 'leader | follower' })
       .option('json', { type: 'boolean', default: false, describe: 'print {"partition","offset","key","value","timestamp"} per record' })
@@ -44,6 +45,8 @@ export const consumeCommand: CommandModule<object, ConsumeArgs> = {
     const partition = args.partition === undefined ? undefined : intFlag('partition', args.partition, 0, 0x7fffffff);
     const offset = args.offset === undefined ? undefined : intFlag('offset', args.offset, 0);
     if (offset !== undefined && partition === undefined) throw new UsageError('--offset needs --partition');
+    if (args.group !== undefined && (typeof args.group !== 'string' || args.group.trim() === '')) throw new UsageError('--group needs a group id');
+    if (args.group !== undefined && partition !== undefined) throw new UsageError('--group and --partition do not mix: the group coordinator assigns partitions');
     const maxMessages = args.maxMessages === undefined ? undefined : intFlag('max-messages', args.maxMessages, 1);
     if (args.readFrom !== 'leader' && args.readFrom !== 'follower') throw new UsageError(`--read-from must be leader or follower, got '${args.readFrom}'`);
     const readFrom: ReadFrom = args.readFrom;

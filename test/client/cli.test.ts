@@ -23,7 +23,8 @@ function run(args: string[], options: { stdin?: string | Buffer; env?: Record<st
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    // Generous: twelve CLIs start at once here, on two cores shared with other test runs.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
