@@ -7,6 +7,7 @@ import { controllerFailoverBench } from './controller-failover.js';
 import { failoverBench } from './failover.js';
 import { logBench } from './log.js';
 import { produceBench } from './produce.js';
+import { rebalanceBench } from './rebalance.js';
 
 export interface BenchArgs {
   /** --seconds N: how long the measured phase runs; each benchmark has its own default. */
@@ -18,6 +19,7 @@ export interface BenchArgs {
 const BENCHES: Record<string, (args: BenchArgs) => Promise<void>> = {
   log: logBench,
   produce: produceBench,
+  rebalance: rebalanceBench,
   failover: (args) => failoverBench({ rounds: positiveIntFlag(args.argv, 'rounds', 20) }),
   'controller-failover': (args) => controllerFailoverBench({ rounds: positiveIntFlag(args.argv, 'rounds', 20) }),
 };

@@ -83,6 +83,8 @@ export interface GroupEvents {
    * the coordinator had already fenced this member, nothing could be committed.
    */
   'group.revoked': { partitions: TopicPartition[]; lost: boolean };
+  /** Offsets the coordinator accepted (KafkaJS's COMMIT_OFFSETS): the next offset to read, per partition. */
+  'group.committed': { offsets: Array<TopicPartition & { offset: number }> };
   /** This member left the group: on disconnect(), or after maxPollIntervalMs without a poll (it rejoins at the next poll). */
   'group.left': { reason: 'disconnect' | 'max-poll-interval' };
 }
@@ -595,18 +597,23 @@ export class GroupMembership {
     );
     const sent = new Map(todo.map((p) => [keyOf(p.topic, p.partition), p.offset]));
     let failure: TributaryError | undefined;
+    const accepted: Array<TopicPartition & { offset: number }> = [];
     for (const t of response.topics) {
       for (const p of t.partitions) {
         const key = keyOf(t.name, p.partitionIndex);
         if (p.errorCode === 0) {
           const offset = sent.get(key);
-          if (offset !== undefined) this.committed.set(key, offset);
+          if (offset !== undefined) {
+            this.committed.set(key, offset);
+            accepted.push({ topic: t.name, partition: p.partitionIndex, offset });
+          }
         } else {
           const name = errorNameOf(p.errorCode);
           failure ??= new TributaryError(name, `commit of ${t.name}-${p.partitionIndex} for group ${this.groupId}: ${ERRORS[name].message}`);
         }
       }
     }
+    if (accepted.length > 0) this.emit('group.committed', { offsets: accepted });
     if (failure !== undefined && options.throwOnError) throw failure;
   }
 
