@@ -397,8 +397,12 @@ export class Consumer {
 
   async disconnect(): Promise<void> {
     if (this.closed) return;
-    // Commit and leave first: the group hands our partitions on at once instead of after a session timeout.
-    if (this.group !== undefined) await this.group.close();
+    // Commit and leave first: the group hands our partitions on at once instead of after a session
+    // timeout. Concurrent calls share that and then find the consumer closed.
+    if (this.group !== undefined) {
+      await this.group.close();
+      if (this.closed) return;
+    }
     this.closed = true;
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
     const waiters = this.waiters;

@@ -249,3 +249,45 @@ test('group: misuse is a typed error', () =>
     assert.throws(() => c.pause([{ topic: 'orders', partitions: [-1] }]), { code: 'INVALID_REQUEST' });
     await c.disconnect();
   }));
+
+test('group: a revoke waits for the record being processed, then commits past it; the new owner does not see it again', () =>
+  withFake(1, async (fake, t) => {
+    fake.createTopic('orders', 2);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const a = t.consumer({ groupId: 'g', maxWaitMs: 50, autoCommitIntervalMs: 60_000 });
+    const processing: string[] = [];
+    const revokedAt: number[] = [];
+    a.on('group.revoked', () => void revokedAt.push(fake.coordinator.events.length));
+    await a.connect();
+    await a.subscribe({ topics: ['orders'], fromBeginning: true });
+    const running = a.run({
+      eachMessage: async (m) => {
+        processing.push(m.value!.toString());
+        if (m.partition === 1) await gate;
+      },
+    });
+    await waitFor('A owns both partitions', () => a.groupMember()!.assignment.length === 2);
+    await produce(t, 'orders', 1, ['slow']);
+    await waitFor('A is processing slow', () => processing.includes('slow'));
+
+    // B joins (member-2): the round robin moves partition 1 to it.
+    const b = new Reader(t, { groupId: 'g' });
+    await b.start(['orders']);
+    await waitFor('A was asked to give partition 1 back', () => revokedAt.length === 1);
+    const memberA = a.groupMember()!.memberId;
+    // Until the record in processing is done, nothing is committed and B does not get partition 1.
+    await waitFor('several heartbeats of A meanwhile', () => fake.coordinator.events.filter((e, i) => i > revokedAt[0]! && e.api === 'heartbeat' && e.memberId === memberA).length >= 3);
+    assert.equal(commitsOf(fake.coordinator.events, memberA).length, 0);
+    assert.deepEqual(b.consumer.groupMember()!.assignment, []);
+
+    release();
+    await waitFor('B owns partition 1', () => b.consumer.groupMember()!.assignment.some((p) => p.partition === 1));
+    assert.equal(fake.coordinator.committed('g', 'orders', 1), 1, 'A committed past the record it finished');
+    await produce(t, 'orders', 1, ['next']);
+    await waitFor('B reads next', () => b.values(1).includes('next'));
+    assert.deepEqual(b.values(1), ['next'], 'B never saw slow');
+    await a.disconnect();
+    await running;
+    await b.stop();
+  }));
