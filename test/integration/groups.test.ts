@@ -137,7 +137,8 @@ describe('consumer groups: members as processes on a 3-broker cluster', { timeou
   before(async () => {
     harness = new Harness('groups');
     harness.track({ close: () => workers.forEach((w) => w.close()) });
-    cluster = await startDataCluster(harness, { brokers: 3 });
+    // A killed member is noticed after the session timeout: 6 s here instead of Kafka's 45 s.
+    cluster = await startDataCluster(harness, { brokers: 3, brokerProperties: { 'group.consumer.session.timeout.ms': '6000' } });
     admin = cluster.client('it-groups-admin').admin();
     await admin.connect();
     harness.track({ close: () => admin.disconnect() });
