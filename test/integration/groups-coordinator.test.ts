@@ -359,9 +359,17 @@ describe('group coordinator with real processes', { timeout: 4 * TEST_TIMEOUT_MS
       const { conn } = await coordinator();
       const r = await conn.request(ApiKey.ConsumerGroupHeartbeat, { groupId: GROUP, memberId: b.memberId, memberEpoch: b.epoch, clientId: 'b', rebalanceTimeoutMs: -1, subscribedTopicNames: null, ownedPartitions: [] });
       assert.equal(r.errorCode, ERRORS.UNKNOWN_MEMBER_ID.code);
-      // A stale epoch from a known member is ILLEGAL_GENERATION.
-      const stale = await conn.request(ApiKey.ConsumerGroupHeartbeat, { groupId: GROUP, memberId: a.memberId, memberEpoch: a.epoch + 5, clientId: 'a', rebalanceTimeoutMs: -1, subscribedTopicNames: null, ownedPartitions: null });
+      // A member sending an epoch it never had is ILLEGAL_GENERATION, and is fenced: its next
+      // heartbeat is UNKNOWN_MEMBER_ID, and a keeps (or gets back) everything.
+      a.autoRevoke = true;
+      const join = await conn.request(ApiKey.ConsumerGroupHeartbeat, { groupId: GROUP, memberId: '', memberEpoch: 0, clientId: 'd', rebalanceTimeoutMs: 60_000, subscribedTopicNames: [TOPIC], ownedPartitions: [] });
+      assert.equal(join.errorCode, 0);
+      const stale = await conn.request(ApiKey.ConsumerGroupHeartbeat, { groupId: GROUP, memberId: join.memberId!, memberEpoch: join.memberEpoch + 5, clientId: 'd', rebalanceTimeoutMs: -1, subscribedTopicNames: null, ownedPartitions: null });
       assert.equal(stale.errorCode, ERRORS.ILLEGAL_GENERATION.code);
+      const gone = await conn.request(ApiKey.ConsumerGroupHeartbeat, { groupId: GROUP, memberId: join.memberId!, memberEpoch: join.memberEpoch, clientId: 'd', rebalanceTimeoutMs: -1, subscribedTopicNames: null, ownedPartitions: [] });
+      assert.equal(gone.errorCode, ERRORS.UNKNOWN_MEMBER_ID.code);
+      await a.waitOwns(4);
+      assert.deepEqual(members.flatMap((m) => m.violations), []);
     });
   });
 
