@@ -371,7 +371,9 @@ export class GroupCoordinator {
   async heartbeat(request: ConsumerGroupHeartbeatRequest): Promise<ConsumerGroupHeartbeatResponse> {
     try {
       const shard = this.shardFor(request.groupId);
-      this.checkWritable(shard);
+      // A join or leave always writes, so it is refused up front while a write cannot be
+      // acknowledged; a plain heartbeat usually writes nothing and must keep the session alive.
+      if (request.memberEpoch <= 0) this.checkWritable(shard);
       let group = shard.groups.get(request.groupId);
       if (group === undefined) {
         if (request.memberEpoch !== 0 || request.memberId !== '') throw new TributaryError('UNKNOWN_MEMBER_ID', `group ${request.groupId} has no member ${JSON.stringify(request.memberId)}`);
