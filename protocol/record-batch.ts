@@ -8,8 +8,10 @@
  *       12     4  partitionLeaderEpoch  stamped by the leader on append
  *       16     1  magic                 always 2
  *       17     4  crc                   CRC-32 (zlib.crc32) of bytes [21, end)
- *       21     2  attributes            bits 0-2 compression (0 none, 1 gzip), bit 3 timestamp type
- *       23     4  lastOffsetDelta       recordCount - 1
+ *       21     2  attributes            bits 0-2 compression (0 none, 1 gzip), bit 3 timestamp type,
+ *                                       bit 6 delete horizon set (firstTimestamp holds it; KIP-534)
+ *       23     4  lastOffsetDelta       recordCount - 1 as produced; the log cleaner keeps it when it
+ *                                       removes records, so it can exceed recordCount - 1 afterwards
  *       27     8  firstTimestamp        ms since the epoch
  *       35     8  maxTimestamp
  *       43     8  producerId            -1 when not idempotent
@@ -51,6 +53,12 @@ export const OFF_RECORD_COUNT = 57;
 
 export const COMPRESSION_MASK = 0x07;
 export const TIMESTAMP_TYPE_LOG_APPEND = 0x08;
+/**
+ * Kafka's KIP-534 attribute: the log cleaner has seen this batch's tombstones and stored, in
+ * firstTimestamp, the time after which it may remove them (records keep their own timestamps:
+ * their deltas are rewritten relative to it).
+ */
+export const DELETE_HORIZON_FLAG = 0x40;
 
 export type Compression = 'none' | 'gzip';
 const COMPRESSION_CODES: Record<Compression, number> = { none: 0, gzip: 1 };
@@ -205,8 +213,18 @@ export function computeBatchCrc(buf: Uint8Array, pos: number, size: number): num
  * bounds and within the buffer, record count consistent with lastOffsetDelta, CRC. Returns the
  * batch size. Throws CORRUPT_MESSAGE naming the field otherwise. This is what the broker runs on
  * every produced batch and what log recovery runs on every batch of the tail.
+ *
+ * `compacted`: accept what the log cleaner writes (Kafka allows it in any batch read from a log):
+ * fewer records than the offset range (lastOffsetDelta >= recordCount - 1, records removed with
+ * the batch's offset range kept) and even none (the last batch of an idempotent producer is kept
+ * empty so its sequence numbers survive). Produced batches are checked strictly.
  */
-export function checkBatch(buf: Uint8Array, pos: number, limits: Pick<BatchLimits, 'batchBytesMax' | 'recordsPerBatchMax'> = DEFAULT_BATCH_LIMITS): number {
+export function checkBatch(
+  buf: Uint8Array,
+  pos: number,
+  limits: Pick<BatchLimits, 'batchBytesMax' | 'recordsPerBatchMax'> = DEFAULT_BATCH_LIMITS,
+  compacted = false,
+): number {
   const b = buf as Buffer;
   const available = b.length - pos;
   if (available < BATCH_HEADER_BYTES) {
@@ -221,11 +239,12 @@ export function checkBatch(buf: Uint8Array, pos: number, limits: Pick<BatchLimit
   const magic = b.readInt8(pos + OFF_MAGIC);
   if (magic !== BATCH_MAGIC) throw new TributaryError('CORRUPT_MESSAGE', `magic: expected ${BATCH_MAGIC}, got ${magic}`);
   const recordCount = b.readInt32BE(pos + OFF_RECORD_COUNT);
-  if (recordCount < 1 || recordCount > limits.recordsPerBatchMax) {
-    throw new TributaryError('CORRUPT_MESSAGE', `recordCount: ${recordCount} is outside 1..${limits.recordsPerBatchMax}`);
+  const recordCountMin = compacted ? 0 : 1;
+  if (recordCount < recordCountMin || recordCount > limits.recordsPerBatchMax) {
+    throw new TributaryError('CORRUPT_MESSAGE', `recordCount: ${recordCount} is outside ${recordCountMin}..${limits.recordsPerBatchMax}`);
   }
   const lastOffsetDelta = b.readInt32BE(pos + OFF_LAST_OFFSET_DELTA);
-  if (lastOffsetDelta !== recordCount - 1) {
+  if (compacted ? lastOffsetDelta < Math.max(0, recordCount - 1) : lastOffsetDelta !== recordCount - 1) {
     throw new TributaryError('CORRUPT_MESSAGE', `lastOffsetDelta: ${lastOffsetDelta} does not match recordCount ${recordCount}`);
   }
   const compression = b.readInt16BE(pos + OFF_ATTRIBUTES) & COMPRESSION_MASK;
@@ -480,7 +499,8 @@ export function buildBatch(options: BuildBatchOptions): Buffer {
  */
 export function decodeBatchRecords(buf: Uint8Array, pos = 0, limits: BatchLimits = DEFAULT_BATCH_LIMITS): DecodedRecord[] {
   const b = asBuffer(buf);
-  const size = checkBatch(b, pos, limits);
+  // Batches read from a log may have been compacted (records removed, offset range kept).
+  const size = checkBatch(b, pos, limits, true);
   const header = readBatchHeader(b, pos);
   let section: Buffer = b.subarray(pos + BATCH_HEADER_BYTES, pos + size);
   if ((header.attributes & COMPRESSION_MASK) === 1) {
@@ -527,6 +547,98 @@ export function decodeBatchRecords(buf: Uint8Array, pos = 0, limits: BatchLimits
     throw new TributaryError('CORRUPT_MESSAGE', `records: ${section.length - reader.pos} bytes after the last record`);
   }
   return out;
+}
+
+/** Whether any record of the (checked) batch at `pos` has a null key: a compacted topic refuses those. */
+export function batchHasNullKey(buf: Uint8Array, pos = 0, limits: BatchLimits = DEFAULT_BATCH_LIMITS): boolean {
+  for (const record of decodeBatchRecords(buf, pos, limits)) if (record.key === null) return true;
+  return false;
+}
+
+export interface CleanedBatchOptions {
+  /** The original batch's header. baseOffset, lastOffsetDelta, epoch and producer fields are kept. */
+  header: BatchHeader;
+  /** The records to keep, in offset order, each with its original offset and timestamp. */
+  records: readonly DecodedRecord[];
+  /** Set the KIP-534 delete horizon (firstTimestamp = this, DELETE_HORIZON_FLAG on); null keeps what the batch had. */
+  deleteHorizonMs: number | null;
+}
+
+/**
+ * Rebuild a batch with some of its records removed, as Kafka's log cleaner does: the same
+ * baseOffset and lastOffsetDelta (so the batch still spans its original offsets and a producer's
+ * sequence numbers still line up with them), each kept record's offset and timestamp, the same
+ * compression, epoch and producer fields; recordCount, maxTimestamp (of the kept records; the
+ * original when none are kept) and the CRC are recomputed.
+ */
+export function buildCleanedBatch(options: CleanedBatchOptions): Buffer {
+  const { header, records } = options;
+  let attributes = header.attributes;
+  let firstTimestamp = header.firstTimestamp;
+  if (options.deleteHorizonMs !== null) {
+    attributes |= DELETE_HORIZON_FLAG;
+    firstTimestamp = options.deleteHorizonMs;
+  }
+  let maxTimestamp = records.length === 0 ? header.maxTimestamp : -Infinity;
+  const encoded: Buffer[] = [];
+  let recordsBytes = 0;
+  for (const r of records) {
+    const offsetDelta = r.offset - header.baseOffset;
+    if (!(offsetDelta >= 0 && offsetDelta <= header.lastOffsetDelta)) {
+      throw new TributaryError('CORRUPT_MESSAGE', `cleaned record offset ${r.offset} is outside batch ${header.baseOffset}+${header.lastOffsetDelta}`);
+    }
+    if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+    const timestampDelta = r.timestamp - firstTimestamp;
+    let body = 1 + varlongSize(timestampDelta) + varintSize(offsetDelta);
+    body += r.key === null ? varintSize(-1) : varintSize(r.key.length) + r.key.length;
+    body += r.value === null ? varintSize(-1) : varintSize(r.value.length) + r.value.length;
+    const headerKeys = r.headers.map((h) => Buffer.from(h.key, 'utf8'));
+    body += varintSize(r.headers.length);
+    for (let h = 0; h < r.headers.length; h++) {
+      const v = r.headers[h]!.value;
+      body += varintSize(headerKeys[h]!.length) + headerKeys[h]!.length + (v === null ? varintSize(-1) : varintSize(v.length) + v.length);
+    }
+    const out = Buffer.allocUnsafe(varintSize(body) + body);
+    let pos = writeVarint(out, 0, body);
+    out[pos++] = 0;
+    pos = writeVarlong(out, pos, timestampDelta);
+    pos = writeVarint(out, pos, offsetDelta);
+    pos = writeBytesField(out, pos, r.key);
+    pos = writeBytesField(out, pos, r.value);
+    pos = writeVarint(out, pos, r.headers.length);
+    for (let h = 0; h < r.headers.length; h++) {
+      pos = writeBytesField(out, pos, headerKeys[h]!);
+      pos = writeBytesField(out, pos, r.headers[h]!.value);
+    }
+    encoded.push(out);
+    recordsBytes += out.length;
+  }
+  let section = Buffer.concat(encoded, recordsBytes);
+  if ((attributes & COMPRESSION_MASK) === COMPRESSION_CODES.gzip) section = gzipSync(section);
+
+  const size = BATCH_HEADER_BYTES + section.length;
+  const out = Buffer.allocUnsafe(size);
+  writeInt64(out, OFF_BASE_OFFSET, header.baseOffset);
+  out.writeInt32BE(size - BATCH_LOG_OVERHEAD_BYTES, OFF_BATCH_LENGTH);
+  out.writeInt32BE(header.partitionLeaderEpoch, OFF_PARTITION_LEADER_EPOCH);
+  out.writeInt8(BATCH_MAGIC, OFF_MAGIC);
+  out.writeInt16BE(attributes, OFF_ATTRIBUTES);
+  out.writeInt32BE(header.lastOffsetDelta, OFF_LAST_OFFSET_DELTA);
+  writeInt64(out, OFF_FIRST_TIMESTAMP, firstTimestamp);
+  writeInt64(out, OFF_MAX_TIMESTAMP, maxTimestamp);
+  writeInt64(out, OFF_PRODUCER_ID, header.producerId);
+  out.writeInt16BE(header.producerEpoch, OFF_PRODUCER_EPOCH);
+  out.writeInt32BE(header.baseSequence, OFF_BASE_SEQUENCE);
+  out.writeInt32BE(records.length, OFF_RECORD_COUNT);
+  section.copy(out, BATCH_HEADER_BYTES);
+  out.writeUInt32BE(computeBatchCrc(out, 0, size), OFF_CRC);
+  return out;
+}
+
+function writeBytesField(buf: Buffer, pos: number, bytes: Buffer | null): number {
+  if (bytes === null) return writeVarint(buf, pos, -1);
+  pos = writeVarint(buf, pos, bytes.length);
+  return pos + bytes.copy(buf, pos);
 }
 
 /** Visit each complete batch in a buffer of back-to-back batches (a fetch response's records). */

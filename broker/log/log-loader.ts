@@ -11,6 +11,10 @@
  *   and CRC checked, indexes rebuilt, the file cut at the first bad batch and every later segment
  *   deleted (what follows a torn write cannot be trusted; the leader has it).
  * - A trusted segment whose index files are missing or implausible is recovered too.
+ * - First of all, a log-cleaner swap that reached its commit point is completed and any other
+ *   cleaner temporary deleted (segment-swap.ts), so the listing sees exactly one set of segments.
+ * - In a compacted log, offsets may skip within and between segments (the cleaner removed
+ *   batches); elsewhere a skip means damage, as does an overlap anywhere.
  *
  * Recovered segments are fdatasync'd before the recovery point moves to the log end, so the next
  * crash does not rescan them.
@@ -19,6 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TEMP_SUFFIX, fsyncDir, readOffsetCheckpoint } from './checkpoint-file.js';
 import { INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX } from './segment.js';
+import { recoverSwaps } from './segment-swap.js';
 
 export const CLEAN_SHUTDOWN_FILE = '.clean-shutdown';
 export const RECOVERY_POINT_FILE = 'recovery-point-offset-checkpoint';
@@ -38,8 +43,10 @@ export interface RecoveryStats {
   bytesRecovered: number;
   /** Bytes cut from a torn or corrupt tail. */
   bytesTruncated: number;
-  /** Later segments deleted after a cut (or after a gap in offsets). */
+  /** Later segments deleted after a cut (or after an overlap in offsets). */
   segmentsDeleted: number;
+  /** Log-cleaner swaps found committed but unfinished, and completed. */
+  swapsCompleted: number;
 }
 
 export interface LoadedSegments {
@@ -50,8 +57,9 @@ export interface LoadedSegments {
   firstRecoveredOffset: number | null;
 }
 
-export function loadSegments(dir: string, indexIntervalBytes: number, nowMs: number): LoadedSegments {
+export function loadSegments(dir: string, indexIntervalBytes: number, nowMs: number, offsetGaps = false): LoadedSegments {
   fs.mkdirSync(dir, { recursive: true });
+  const swapsCompleted = recoverSwaps(dir);
   const names = fs.readdirSync(dir);
   const logBases: number[] = [];
   const indexBases = new Map<number, string[]>();
@@ -86,6 +94,7 @@ export function loadSegments(dir: string, indexIntervalBytes: number, nowMs: num
     bytesRecovered: 0,
     bytesTruncated: 0,
     segmentsDeleted: 0,
+    swapsCompleted,
   };
 
   const segments: LogSegment[] = [];
@@ -93,12 +102,13 @@ export function loadSegments(dir: string, indexIntervalBytes: number, nowMs: num
   for (let i = 0; i < logBases.length; i++) {
     const base = logBases[i]!;
     const previous = segments[segments.length - 1];
-    if (previous !== undefined && base !== previous.nextOffset) {
-      // A hole or an overlap: only outside damage does this. Keep the contiguous prefix.
+    if (previous !== undefined && (offsetGaps ? base < previous.nextOffset : base !== previous.nextOffset)) {
+      // A hole or an overlap: only outside damage does this. Keep the consistent prefix. (In a
+      // compacted log a hole is normal: the cleaner removed the last batches of a segment.)
       deleteSegmentFiles(dir, logBases.slice(i), stats);
       break;
     }
-    const segment = LogSegment.open(dir, base, indexIntervalBytes);
+    const segment = LogSegment.open(dir, base, indexIntervalBytes, offsetGaps);
     const isLast = i === logBases.length - 1;
     const holdsUnflushedData = isLast || logBases[i + 1]! > checkpointed;
     let mustRecover = !hadCleanShutdown && holdsUnflushedData;
@@ -121,7 +131,7 @@ export function loadSegments(dir: string, indexIntervalBytes: number, nowMs: num
       break;
     }
   }
-  if (segments.length === 0) segments.push(LogSegment.create(dir, 0, indexIntervalBytes));
+  if (segments.length === 0) segments.push(LogSegment.create(dir, 0, indexIntervalBytes, offsetGaps));
 
   for (const segment of recovered) fs.fdatasyncSync(segment.fileDescriptor);
   // Any crash from here on must be detected again, so the marker goes before anything is appended.

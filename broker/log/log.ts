@@ -28,12 +28,13 @@ import {
   batchLastOffset,
   batchLeaderEpoch,
   batchRecordCount,
+  batchHasNullKey,
   batchSizeAt,
   checkBatch,
   stampBatch,
 } from '../../protocol/record-batch.js';
 import { fsyncDir, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoint-file.js';
-import { type LogConfig, SEGMENT_BYTES_MAX, validateLogConfig } from './config.js';
+import { type LogConfig, SEGMENT_BYTES_MAX, deletesByRetention, isCompacted, validateLogConfig } from './config.js';
 import { type EpochEndOffset, LeaderEpochCache } from './leader-epoch-cache.js';
 import {
   CLEAN_SHUTDOWN_FILE,
@@ -44,6 +45,7 @@ import {
   loadSegments,
 } from './log-loader.js';
 import { LogSegment } from './segment.js';
+import { type SwapStep, swapInCleanedSegment } from './segment-swap.js';
 import { TailCache } from './tail-cache.js';
 
 const EMPTY = Buffer.alloc(0);
@@ -93,7 +95,7 @@ export class Log {
     this.config = config;
     this.clock = clock;
     const nowMs = clock.nowMs();
-    const loaded = loadSegments(dir, config.indexIntervalBytes, nowMs);
+    const loaded = loadSegments(dir, config.indexIntervalBytes, nowMs, isCompacted(config));
     this.segments = loaded.segments;
     this.recoveryStats = loaded.stats;
     this.recoveryPointOffset = loaded.recoveryPoint;
@@ -253,6 +255,11 @@ export class Log {
     for (let pos = 0; pos < batches.length; ) {
       const size = checkBatch(batches, pos, this.leaderLimits);
       this.checkFitsSegment(size);
+      // Compaction keeps the latest record per key, so a keyless record means nothing there
+      // (Kafka's LogValidator refuses it too). The one place records are decoded on append.
+      if (this.compacted && batchHasNullKey(batches, pos)) {
+        throw new TributaryError('INVALID_RECORD', `a record without a key cannot be written to the compacted log ${this.dir}`);
+      }
       stampBatch(batches, pos, nextOffset, leaderEpoch);
       const count = batchRecordCount(batches, pos);
       nextOffset += count;
@@ -268,7 +275,9 @@ export class Log {
 
   /**
    * Append batches fetched from the leader, already stamped: each is checked (framing, CRC), the
-   * first must start at our log end and the rest follow without gaps. `batches` is not modified.
+   * first must start at our log end and the rest follow without gaps — except in a compacted log,
+   * where the leader's cleaner may have removed offsets, so each batch need only start after the
+   * previous one (and the first at or after the log end), as in Kafka. `batches` is not modified.
    * Batches with a newer leader epoch start a new entry in the epoch cache. As with
    * appendAsLeader, the log keeps `batches`: do not modify it afterwards.
    */
@@ -278,11 +287,12 @@ export class Log {
     const baseOffset = this.logEndOffset;
     let nextOffset = baseOffset;
     let records = 0;
+    const compacted = this.compacted;
     for (let pos = 0; pos < batches.length; ) {
-      const size = checkBatch(batches, pos, this.followerLimits);
+      const size = checkBatch(batches, pos, this.followerLimits, compacted);
       this.checkFitsSegment(size);
       const batchBase = batchBaseOffset(batches, pos);
-      if (batchBase !== nextOffset) {
+      if (compacted ? batchBase < nextOffset : batchBase !== nextOffset) {
         if (pos === 0) throw new TributaryError('OFFSET_OUT_OF_RANGE', `follower append: first batch starts at ${batchBase}, log end is ${baseOffset}`);
         throw new TributaryError('CORRUPT_MESSAGE', `follower append: batch at ${batchBase} does not follow ${nextOffset - 1}`);
       }
@@ -327,6 +337,8 @@ export class Log {
         end += size;
       }
       const runBase = batchBaseOffset(batches, start);
+      // A follower of a compacted leader may skip offsets; the tail cache holds only a gap-free suffix.
+      if (runBase !== segment.nextOffset) this.tailCache.clear();
       segment.append(batches, start, end, nowMs);
       this.tailCache.append(batches, start, end, runBase, segment.nextOffset);
       start = end;
@@ -358,7 +370,7 @@ export class Log {
     const previous = this.activeSegment;
     if (previous.isEmpty) return previous;
     previous.persistIndexes(false);
-    const segment = LogSegment.create(this.dir, this.logEndOffset, this.config.indexIntervalBytes);
+    const segment = LogSegment.create(this.dir, this.logEndOffset, this.config.indexIntervalBytes, this.compacted);
     this.segments.push(segment);
     void this.flushRolledSegmentInBackground(previous, segment.baseOffset);
     return segment;
@@ -420,7 +432,20 @@ export class Log {
     if (offset >= limit) return EMPTY;
     const cached = this.tailCache.read(offset, maxBytes, limit);
     if (cached !== null) return cached;
-    return this.segmentFor(offset).read(offset, maxBytes, limit);
+    return this.readSegments(offset, maxBytes, limit);
+  }
+
+  /**
+   * From the segment holding `offset`, or — when the cleaner removed everything from `offset` to
+   * that segment's end — from the next segment with anything at or after it (Kafka's read loop).
+   */
+  private readSegments(offset: number, maxBytes: number, limit: number): Buffer {
+    let i = this.segmentIndexFor(offset);
+    for (; i < this.segments.length; i++) {
+      const segment = this.segments[i]!;
+      if (segment.nextOffset > offset) return segment.read(offset, maxBytes, limit);
+    }
+    return EMPTY;
   }
 
   /** Like read() but never from the tail cache: for tests and benchmarks that measure the file path. */
@@ -430,11 +455,11 @@ export class Log {
     }
     const limit = Math.min(maxOffsetExclusive, this.logEndOffset);
     if (offset >= limit) return EMPTY;
-    return this.segmentFor(offset).read(offset, maxBytes, limit);
+    return this.readSegments(offset, maxBytes, limit);
   }
 
-  /** The segment whose range holds `offset` (the last one with baseOffset <= offset). */
-  private segmentFor(offset: number): LogSegment {
+  /** Index of the segment whose range holds `offset` (the last one with baseOffset <= offset). */
+  private segmentIndexFor(offset: number): number {
     let lo = 0;
     let hi = this.segments.length - 1;
     while (lo < hi) {
@@ -442,7 +467,7 @@ export class Log {
       if (this.segments[mid]!.baseOffset <= offset) lo = mid;
       else hi = mid - 1;
     }
-    return this.segments[lo]!;
+    return lo;
   }
 
   /** First offset whose record timestamp is >= timestampMs, or null when there is none. */
@@ -494,7 +519,7 @@ export class Log {
     assert(Number.isSafeInteger(offset) && offset >= 0, `start offset ${offset} is not a non-negative integer`);
     this.generation++;
     for (let i = this.segments.length - 1; i >= 0; i--) this.segments[i]!.delete();
-    this.segments = [LogSegment.create(this.dir, offset, this.config.indexIntervalBytes)];
+    this.segments = [LogSegment.create(this.dir, offset, this.config.indexIntervalBytes, this.compacted)];
     fsyncDir(this.dir);
     this.tailCache.clear();
     this.leaderEpochCache.clear();
@@ -519,12 +544,13 @@ export class Log {
    * Delete whole closed segments from the oldest: while the newest timestamp in one is older than
    * retention.ms, or while the log exceeds retention.bytes by at least that segment's size. Never
    * the active segment and never one holding offsets at or above `highWatermark` (consumers may
-   * not have seen them). Returns how many were deleted; the log start moves up.
+   * not have seen them). Returns how many were deleted; the log start moves up. Nothing when
+   * cleanup.policy is `compact` alone (`compact,delete` does both).
    */
   deleteRetainedSegments(nowMs: number, highWatermark: number): number {
     assert(!this.closed, 'retention on a closed log');
     const { retentionMs, retentionBytes } = this.config;
-    if (retentionMs < 0 && retentionBytes < 0) return 0;
+    if ((retentionMs < 0 && retentionBytes < 0) || !deletesByRetention(this.config)) return 0;
     let excessBytes = retentionBytes < 0 ? -1 : this.sizeBytes - retentionBytes;
     let deletable = 0;
     for (let i = 0; i < this.segments.length - 1; i++) {
@@ -548,6 +574,56 @@ export class Log {
       writeOffsetCheckpoint(this.file(RECOVERY_POINT_FILE), logStartOffset);
     }
     return deletable;
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Log cleaner hooks (the cleaning itself is in log-cleaner.ts)
+
+  /** cleanup.policy includes compact: keys required on append, the cleaner keeps the latest per key. */
+  get compacted(): boolean {
+    return isCompacted(this.config);
+  }
+
+  /** Moves whenever data is removed (truncation, retention, a swap): the cleaner abandons a round when it does. */
+  get dataGeneration(): number {
+    return this.generation;
+  }
+
+  /** The closed segments (every one but the active), oldest first. The cleaner only reads them. */
+  closedSegments(): readonly LogSegment[] {
+    return this.segments.slice(0, -1);
+  }
+
+  /**
+   * Replace consecutive closed segments with one the cleaner wrote under `.cleaned` names (same
+   * base offset as the first of them), crash-safely (segment-swap.ts). Synchronous, so no read or
+   * append sees a half-swapped log. `afterStep` is a test hook that may throw to simulate a crash;
+   * after a throw the log keeps serving the old segments' still-open files, and the next open
+   * completes or discards the swap. Returns the new segment.
+   */
+  replaceSegments(oldSegments: readonly LogSegment[], cleaned: LogSegment, afterStep?: (step: SwapStep) => void): LogSegment {
+    assert(!this.closed, 'swap in a closed log');
+    const first = this.segments.indexOf(oldSegments[0]!);
+    assert(first >= 0 && oldSegments.length > 0 && first + oldSegments.length < this.segments.length, 'swap: segments must be closed segments of this log');
+    for (let i = 0; i < oldSegments.length; i++) assert(this.segments[first + i] === oldSegments[i], 'swap: segments must be consecutive');
+    assert(cleaned.baseOffset === oldSegments[0]!.baseOffset, 'swap: the cleaned segment must start where the old ones do');
+    const next = this.segments[first + oldSegments.length]!;
+    assert(cleaned.nextOffset <= next.baseOffset, 'swap: the cleaned segment runs into the next one');
+    cleaned.flush();
+    cleaned.close();
+    swapInCleanedSegment(this.dir, cleaned.baseOffset, oldSegments.map((s) => s.baseOffset), afterStep);
+    const nowMs = this.clock.nowMs();
+    const fresh = LogSegment.open(this.dir, cleaned.baseOffset, this.config.indexIntervalBytes, true);
+    if (!fresh.loadFromIndexes(nowMs)) {
+      fresh.recover(nowMs);
+      fresh.persistIndexes(true);
+    }
+    this.generation++;
+    this.segments.splice(first, oldSegments.length, fresh);
+    for (const segment of oldSegments) segment.close();
+    // The cache may hold the old bytes of what was just cleaned; it refills from new appends.
+    this.tailCache.clear();
+    return fresh;
   }
 
   // -------------------------------------------------------------------------------------------

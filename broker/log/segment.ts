@@ -4,7 +4,9 @@
  * knows bytes and offsets; rolling, retention and the tail cache are the Log's business.
  *
  * Invariants (checked on load, kept on append):
- * - batches are contiguous: the first starts at baseOffset, each next at the previous lastOffset+1;
+ * - offsets increase: each batch starts after the previous lastOffset — at lastOffset+1 as
+ *   appended, possibly later once the log cleaner removed batches (compacted topics; a follower
+ *   copies such gaps from its leader), and the first at or after baseOffset;
  * - index entries point at batch starts; an entry is added before a batch once more than
  *   indexIntervalBytes were appended since the last one (Kafka's rule), a time entry beside it
  *   only when the largest timestamp grew.
@@ -31,6 +33,8 @@ import { TimeIndex } from './time-index.js';
 export const LOG_SUFFIX = '.log';
 export const INDEX_SUFFIX = '.index';
 export const TIME_INDEX_SUFFIX = '.timeindex';
+/** A segment the log cleaner is still writing (see log-cleaner.ts for the swap protocol). */
+export const CLEANED_SUFFIX = '.cleaned';
 /** Kafka's RecordBatch.NO_TIMESTAMP. */
 export const NO_TIMESTAMP = -1;
 
@@ -82,27 +86,45 @@ export class LogSegment {
     readonly baseOffset: number,
     private readonly indexIntervalBytes: number,
     fd: number,
+    /**
+     * Whether offsets may skip (a compacted log). Otherwise load and recovery insist on each batch
+     * starting right after the previous one, which also catches a damaged baseOffset (a field the
+     * CRC does not cover).
+     */
+    readonly offsetGaps: boolean,
+    fileSuffix = '',
   ) {
     this.fd = fd;
-    this.logFile = path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX));
-    this.offsetIndex = new OffsetIndex(baseOffset, path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX)));
-    this.timeIndex = new TimeIndex(baseOffset, path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX)));
+    this.logFile = path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX) + fileSuffix);
+    this.offsetIndex = new OffsetIndex(baseOffset, path.join(dir, segmentFileName(baseOffset, INDEX_SUFFIX) + fileSuffix));
+    this.timeIndex = new TimeIndex(baseOffset, path.join(dir, segmentFileName(baseOffset, TIME_INDEX_SUFFIX) + fileSuffix));
     this.nextOffset = baseOffset;
     this.offsetOfMaxTimestamp = baseOffset;
   }
 
   /** A new, empty segment. Leftover files with the same name are replaced. */
-  static create(dir: string, baseOffset: number, indexIntervalBytes: number): LogSegment {
+  static create(dir: string, baseOffset: number, indexIntervalBytes: number, offsetGaps = false): LogSegment {
     const fd = fs.openSync(path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)), 'w+');
-    const segment = new LogSegment(dir, baseOffset, indexIntervalBytes, fd);
+    const segment = new LogSegment(dir, baseOffset, indexIntervalBytes, fd, offsetGaps);
+    for (const file of [segment.offsetIndex.file, segment.timeIndex.file]) fs.rmSync(file, { force: true });
+    return segment;
+  }
+
+  /**
+   * A new, empty segment under the cleaner's temporary names (`<base>.log.cleaned`, …), appended
+   * to like any other; the cleaner flushes it, renames the files into place and opens the result.
+   */
+  static createCleaned(dir: string, baseOffset: number, indexIntervalBytes: number): LogSegment {
+    const fd = fs.openSync(path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX) + CLEANED_SUFFIX), 'w+');
+    const segment = new LogSegment(dir, baseOffset, indexIntervalBytes, fd, true, CLEANED_SUFFIX);
     for (const file of [segment.offsetIndex.file, segment.timeIndex.file]) fs.rmSync(file, { force: true });
     return segment;
   }
 
   /** An existing segment file; call loadFromIndexes() or recover() before using it. */
-  static open(dir: string, baseOffset: number, indexIntervalBytes: number): LogSegment {
+  static open(dir: string, baseOffset: number, indexIntervalBytes: number, offsetGaps = false): LogSegment {
     const fd = fs.openSync(path.join(dir, segmentFileName(baseOffset, LOG_SUFFIX)), 'r+');
-    const segment = new LogSegment(dir, baseOffset, indexIntervalBytes, fd);
+    const segment = new LogSegment(dir, baseOffset, indexIntervalBytes, fd, offsetGaps);
     segment.sizeBytes = fs.fstatSync(fd).size;
     return segment;
   }
@@ -194,6 +216,11 @@ export class LogSegment {
     return true;
   }
 
+  /** Whether a batch starting at `baseOffset` may come next. */
+  private follows(baseOffset: number): boolean {
+    return this.offsetGaps ? baseOffset >= this.nextOffset : baseOffset === this.nextOffset;
+  }
+
   private resetForRecovery(): false {
     this.offsetIndex.clear();
     this.timeIndex.clear();
@@ -201,9 +228,9 @@ export class LogSegment {
   }
 
   /**
-   * Header-only walk from `position` (a batch start whose baseOffset is `expectedOffset`) to the
-   * end of the file, redoing the index bookkeeping. Structural checks only (length, contiguous
-   * offsets); false if they fail. No CRC: used on data that was flushed or cleanly closed.
+   * Header-only walk from `position` (a batch start whose baseOffset is at least `expectedOffset`)
+   * to the end of the file, redoing the index bookkeeping. Structural checks only (length,
+   * increasing offsets); false if they fail. No CRC: used on data that was flushed or cleanly closed.
    */
   private scanHeaders(position: number, expectedOffset: number): boolean {
     const fileBytes = this.sizeBytes;
@@ -216,18 +243,19 @@ export class LogSegment {
       const p = window.at(pos, BATCH_HEADER_BYTES);
       const b = window.buf;
       const size = batchSizeAt(b, p);
-      if (size < BATCH_HEADER_BYTES || size > fileBytes - pos || batchBaseOffset(b, p) !== this.nextOffset) return false;
+      const baseOffset = batchBaseOffset(b, p);
+      if (size < BATCH_HEADER_BYTES || size > fileBytes - pos || !this.follows(baseOffset)) return false;
       const lastOffset = batchLastOffset(b, p);
-      if (lastOffset < this.nextOffset) return false;
-      this.onBatch(this.nextOffset, lastOffset, batchMaxTimestamp(b, p), pos, size);
+      if (lastOffset < baseOffset) return false;
+      this.onBatch(baseOffset, lastOffset, batchMaxTimestamp(b, p), pos, size);
       pos += size;
     }
     return true;
   }
 
   /**
-   * The crash path: read every batch from the start of the file, check framing, contiguity and
-   * CRC, rebuild both indexes, and cut the file at the first batch that fails (a torn write or
+   * The crash path: read every batch from the start of the file, check framing, increasing
+   * offsets and CRC, rebuild both indexes, and cut the file at the first batch that fails (a torn write or
    * garbage). Returns the bytes cut. The index files are rewritten on the next persist.
    */
   recover(nowMs: number): number {
@@ -246,16 +274,16 @@ export class LogSegment {
       if (fileBytes - pos < BATCH_HEADER_BYTES) break;
       let p = window.at(pos, BATCH_HEADER_BYTES);
       const size = batchSizeAt(window.buf, p);
-      if (size < BATCH_HEADER_BYTES || size > fileBytes - pos || batchBaseOffset(window.buf, p) !== this.nextOffset) break;
+      if (size < BATCH_HEADER_BYTES || size > fileBytes - pos || !this.follows(batchBaseOffset(window.buf, p))) break;
       p = window.at(pos, size);
       const b = window.buf;
       try {
-        checkBatch(b.subarray(p, p + size), 0, RECOVERY_LIMITS);
+        checkBatch(b.subarray(p, p + size), 0, RECOVERY_LIMITS, this.offsetGaps);
       } catch (err) {
         if (err instanceof TributaryError) break;
         throw err;
       }
-      this.onBatch(this.nextOffset, batchLastOffset(b, p), batchMaxTimestamp(b, p), pos, size);
+      this.onBatch(batchBaseOffset(b, p), batchLastOffset(b, p), batchMaxTimestamp(b, p), pos, size);
       pos += size;
     }
     const cutBytes = fileBytes - pos;
@@ -307,7 +335,7 @@ export class LogSegment {
     if (first === null || first.lastOffset >= maxOffsetExclusive) return EMPTY;
     let endPosition = this.sizeBytes;
     if (maxOffsetExclusive < this.nextOffset) {
-      // Batches are contiguous, so everything before the batch holding the limit is below it.
+      // Offsets increase, so everything before the first batch reaching the limit is below it.
       endPosition = this.locate(maxOffsetExclusive)!.position;
     }
     const want = Math.min(Math.max(maxBytes, first.size), endPosition - first.position);

@@ -35,6 +35,31 @@ function oneOf(...allowed: string[]): Parser {
   };
 }
 
+/** A number in [min, max], decimals allowed (Kafka's double-typed configs). */
+function ratio(min: number, max: number): Parser {
+  return (key, raw) => {
+    const trimmed = raw.trim();
+    if (!/^\d+(\.\d+)?$/.test(trimmed)) throw new TributaryError('INVALID_CONFIG', `${key}=${raw}: expected a number`);
+    const value = Number(trimmed);
+    if (value < min || value > max) throw new TributaryError('INVALID_CONFIG', `${key}=${raw}: must be between ${min} and ${max}`);
+    return String(value);
+  };
+}
+
+/**
+ * cleanup.policy: Kafka's list of `delete` and `compact`. Normalised to `delete`, `compact` or
+ * `compact,delete` (both: compact by key, and delete old segments by retention too).
+ */
+function cleanupPolicy(key: string, raw: string): string {
+  const parts = raw.split(',').map((p) => p.trim().toLowerCase()).filter((p) => p.length > 0);
+  if (parts.length === 0 || parts.some((p) => p !== 'delete' && p !== 'compact')) {
+    throw new TributaryError('INVALID_CONFIG', `${key}=${raw}: must be one of delete, compact, compact,delete`);
+  }
+  const compact = parts.includes('compact');
+  const del = parts.includes('delete');
+  return compact && del ? 'compact,delete' : compact ? 'compact' : 'delete';
+}
+
 export interface TopicConfigDef {
   readonly defaultValue: string;
   readonly parse: Parser;
@@ -48,7 +73,10 @@ export const TOPIC_CONFIGS = {
   'retention.bytes': { defaultValue: '-1', parse: unlimitedOr(0), doc: 'delete oldest closed segments while a partition is larger; -1 unlimited' },
   'segment.bytes': { defaultValue: String(1024 * 1024 * 1024), parse: integer(14 * 1024, 2 ** 31 - 1), doc: 'roll a new segment at this size' },
   'segment.ms': { defaultValue: String(7 * 24 * 3600 * 1000), parse: integer(1), doc: 'roll a new segment at this age' },
-  'cleanup.policy': { defaultValue: 'delete', parse: oneOf('delete', 'compact'), doc: 'delete old segments by retention, or compact by key' },
+  'cleanup.policy': { defaultValue: 'delete', parse: cleanupPolicy, doc: 'delete old segments by retention, compact (keep the latest record per key), or compact,delete (both)' },
+  'min.cleanable.dirty.ratio': { defaultValue: '0.5', parse: ratio(0, 1), doc: 'compact a partition once this share of its cleanable bytes has not been cleaned yet' },
+  'min.compaction.lag.ms': { defaultValue: '0', parse: integer(0), doc: 'a record stays uncompacted at least this long after its timestamp' },
+  'delete.retention.ms': { defaultValue: String(24 * 3600 * 1000), parse: integer(0), doc: 'a tombstone (null value) is kept this long after compaction first sees it, then removed' },
   'unclean.leader.election.enable': { defaultValue: 'false', parse: oneOf('true', 'false'), doc: 'elect an out-of-sync replica when no in-sync one is alive (may lose records)' },
   'max.message.bytes': { defaultValue: String(1024 * 1024 + 12), parse: integer(0, 2 ** 31 - 1), doc: 'largest record batch accepted' },
   'flush.messages': { defaultValue: String(LONG_MAX), parse: integer(1), doc: 'fsync after this many records (default: leave it to the OS)' },

@@ -124,6 +124,7 @@ test('a clean restart skips the scan; a crash after flush scans only what is aft
     bytesRecovered: 0,
     bytesTruncated: 0,
     segmentsDeleted: 0,
+    swapsCompleted: 0,
   });
   log.flush();
   for (let i = 0; i < 3; i++) log.appendAsLeader(makeBatch({ valueBytes: 60 }), 0);
