@@ -27,6 +27,11 @@ export function createBrokerMetrics(brokerId: number) {
     followerLagMs: new Gauge({ name: 'tributary_broker_follower_lag_ms', help: 'ms since a follower was last caught up', labelNames: ['partition', 'follower'] as const, registers }),
     hasLease: new Gauge({ name: 'tributary_broker_has_lease', help: '1 while the broker holds a valid lease from the controller', registers }),
     metadataAppliedIndex: new Gauge({ name: 'tributary_broker_metadata_applied_index', help: 'last metadata record applied', registers }),
+    // Consumer groups: only for the groups this broker coordinates (series of others are removed).
+    groupMembers: new Gauge({ name: 'tributary_group_members', help: 'members of each group this broker coordinates', labelNames: ['group'] as const, registers }),
+    groupEpoch: new Gauge({ name: 'tributary_group_epoch', help: 'group epoch of each group this broker coordinates', labelNames: ['group'] as const, registers }),
+    groupLag: new Gauge({ name: 'tributary_group_lag', help: 'log end offset (high watermark) minus committed offset, per group and partition', labelNames: ['group', 'topic', 'partition'] as const, registers }),
+    groupRebalances: new Counter({ name: 'tributary_group_rebalances_total', help: 'target assignments computed (a member joined or left, a subscription or topic changed)', registers }),
   };
 }
 

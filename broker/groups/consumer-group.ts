@@ -31,8 +31,10 @@
  * Errors (TributaryError): UNKNOWN_MEMBER_ID for a member the group does not know (removed:
  * rejoin with epoch 0); ILLEGAL_GENERATION for an epoch that is neither the member's current one
  * nor — while its owned partitions are still a subset of what it was given — its previous one
- * (KIP-848 tolerates the previous epoch because a heartbeat response can be lost);
- * GROUP_MAX_SIZE_REACHED; INVALID_REQUEST.
+ * (KIP-848 tolerates the previous epoch because a heartbeat response can be lost). A member told
+ * ILLEGAL_GENERATION is also removed at once: it drops its partitions and rejoins, and whether it
+ * rejoins with '' or with its old id (both are accepted), nobody waits a session timeout for
+ * partitions it no longer consumes. GROUP_MAX_SIZE_REACHED; INVALID_REQUEST.
  */
 import { TributaryError, type ErrorName } from '../../protocol/errors.js';
 import { computeTargetAssignment } from './assignor.js';
@@ -231,7 +233,6 @@ export class ConsumerGroup {
     if (input.memberEpoch === JOIN_EPOCH) {
       if (input.subscribedTopicNames === null) throw new TributaryError('INVALID_REQUEST', 'subscribedTopicNames: required when joining (memberEpoch 0)');
       const existing = input.memberId === '' ? undefined : this.members.get(input.memberId);
-      if (input.memberId !== '' && existing === undefined) throw new TributaryError('UNKNOWN_MEMBER_ID', `member ${JSON.stringify(input.memberId)} is not in group ${this.groupId}; join with memberId ''`);
       if (existing !== undefined) {
         // A member that lost its state rejoins under its id: what it had is released; it gets its
         // target back through the normal path (nothing for others to wait on).
@@ -247,8 +248,9 @@ export class ConsumerGroup {
         if (this.members.size >= this.config.membersMax) {
           throw new TributaryError('GROUP_MAX_SIZE_REACHED', `group ${this.groupId} has ${this.members.size} members (group.consumer.max.size=${this.config.membersMax})`);
         }
-        let memberId = ctx.newMemberId();
-        while (this.members.has(memberId)) memberId = ctx.newMemberId();
+        // A member removed (fenced, timed out) may rejoin under its old id; else a fresh one.
+        let memberId = input.memberId;
+        while (memberId === '' || this.members.has(memberId)) memberId = ctx.newMemberId();
         member = {
           memberId,
           clientId: input.clientId,
@@ -275,6 +277,7 @@ export class ConsumerGroup {
         const owned = input.ownedPartitions === null ? member.reportedOwned : fromWire(input.ownedPartitions);
         const previousOk = input.memberEpoch === member.previousMemberEpoch && [...owned].every((k) => member.assigned.has(k) || member.revoking.has(k));
         if (!previousOk) {
+          this.removeMember(member.memberId);
           throw new TributaryError('ILLEGAL_GENERATION', `member ${member.memberId} of group ${this.groupId} sent epoch ${input.memberEpoch}; its epoch is ${member.memberEpoch}`);
         }
       }

@@ -23,11 +23,12 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { TributaryError } from '../../protocol/errors.js';
+import { CONSUMER_OFFSETS_TOPIC } from '../../protocol/metadata/topic-config.js';
 import { array, int, int32, int64, isInvalid, literal, nullable, string, struct, validationMessage, type Infer } from '../../protocol/schema.js';
 import type { CommittedOffset, GroupRecord, MemberRecord } from './consumer-group.js';
 import { fromWire, sortKeys, toWire } from './topic-partitions.js';
 
-export const OFFSETS_TOPIC = '__consumer_offsets';
+export const OFFSETS_TOPIC = CONSUMER_OFFSETS_TOPIC;
 
 /** Java's String.hashCode: h = 31·h + c over UTF-16 code units, in 32-bit two's complement. */
 export function javaStringHashCode(s: string): number {

@@ -100,11 +100,18 @@ test('epochs: a stale one is ILLEGAL_GENERATION, the previous one is accepted wh
   // The reply was lost: a heartbeats with epoch 1 again, owning what it kept — accepted, told epoch 3.
   const again = h.hb({ memberId: a.memberId, memberEpoch: 1, ownedPartitions: r.assignment });
   assert.equal(again.memberEpoch, 3);
-  // With epoch 1 but claiming partitions it was never given: refused.
+  // With epoch 1 but claiming partitions it was never given: refused, and the member is removed
+  // (it drops everything and rejoins), so its partitions are free for the others at once.
+  const epochBefore = h.group.groupEpoch;
   throwsCode(() => h.hb({ memberId: a.memberId, memberEpoch: 1, ownedPartitions: [{ topic: 't', partitions: [0, 1, 2, 3] }] }), 'ILLEGAL_GENERATION');
-  throwsCode(() => h.hb({ memberId: a.memberId, memberEpoch: 7 }), 'ILLEGAL_GENERATION');
+  assert.ok(!h.group.hasMember(a.memberId));
+  assert.equal(h.group.groupEpoch, epochBefore + 1);
+  throwsCode(() => h.hb({ memberId: a.memberId, memberEpoch: 3 }), 'UNKNOWN_MEMBER_ID');
+  // It rejoins under its old id.
+  const back = h.hb({ memberId: a.memberId, memberEpoch: 0, subscribedTopicNames: ['t'] });
+  assert.equal(back.memberId, a.memberId);
+  throwsCode(() => h.hb({ memberId: a.memberId, memberEpoch: back.memberEpoch + 7 }), 'ILLEGAL_GENERATION');
   throwsCode(() => h.hb({ memberId: 'nobody', memberEpoch: 3 }), 'UNKNOWN_MEMBER_ID');
-  throwsCode(() => h.hb({ memberId: 'nobody', memberEpoch: 0, subscribedTopicNames: ['t'] }), 'UNKNOWN_MEMBER_ID');
   throwsCode(() => h.hb({ memberId: '', memberEpoch: 0 }), 'INVALID_REQUEST');
   throwsCode(() => h.hb({ memberId: 'nobody', memberEpoch: -1 }), 'UNKNOWN_MEMBER_ID');
 });
@@ -268,11 +275,11 @@ function simulate(seed: number, steps: number): void {
     } catch (error) {
       if (!(error instanceof TributaryError)) throw error;
       trace.push(`hb c${c.name} ${c.memberId}@${c.epoch} → ${error.code}`);
-      // Fenced: drop everything and rejoin (with the same id after ILLEGAL_GENERATION).
       c.owned.clear();
       c.toDrop.clear();
       c.epoch = 0;
-      if (error.code === 'UNKNOWN_MEMBER_ID') c.memberId = '';
+      // Fenced: rejoin with a fresh id, or (either is accepted) with the old one.
+      if (error.code === 'UNKNOWN_MEMBER_ID' || random() < 0.5) c.memberId = '';
       else if (error.code !== 'ILLEGAL_GENERATION') throw error;
     }
   };
