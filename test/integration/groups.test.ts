@@ -212,10 +212,11 @@ describe('consumer groups: members as processes on a 3-broker cluster', { timeou
         () => a.processedSince(killedAt + 3000).size === PARTITIONS,
         { timeoutMs: STEP_TIMEOUT_MS, intervalMs: 100 },
       );
-      const committedBefore = Math.max(...a.events.filter((e) => e.ev === 'committed').map((e) => e.t));
+      const lastCommitBeforeKill = Math.max(...a.events.filter((e) => e.ev === 'committed' && e.t <= killedAt).map((e) => e.t));
       await waitFor('A to commit through the new coordinator', () => a.events.some((e) => e.ev === 'committed' && e.t > killedAt + 3000), { timeoutMs: STEP_TIMEOUT_MS });
       const [d2] = await admin.describeGroups([GROUP]);
-      t.diagnostic(`new coordinator: broker ${d2!.coordinator} (last commit before the kill at +${committedBefore - killedAt} ms)`);
+      const firstCommitAfter = Math.min(...a.events.filter((e) => e.ev === 'committed' && e.t > killedAt).map((e) => e.t));
+      t.diagnostic(`new coordinator: broker ${d2!.coordinator}; A's commits: last before the kill ${killedAt - lastCommitBeforeKill} ms before it, first after it ${firstCommitAfter - killedAt} ms after`);
       assert.notEqual(d2!.coordinator, coordinator);
       await cluster.start(coordinator);
 
