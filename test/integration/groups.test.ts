@@ -19,7 +19,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Admin, Producer } from '../../client/index.js';
 import { waitFor } from '../../common/wait.js';
-import { Harness, REPO_ROOT } from './harness.js';
+import { Harness, REPO_ROOT, runCli } from './harness.js';
 import { startDataCluster, type DataCluster } from './data-path-helpers.js';
 
 const WORKER = path.join(REPO_ROOT, 'dist', 'test', 'integration', 'group-worker.js');
@@ -232,7 +232,24 @@ describe('consumer groups: members as processes on a 3-broker cluster', { timeou
         },
         { timeoutMs: STEP_TIMEOUT_MS, intervalMs: 200 },
       );
+      // The CLI against the real coordinator: describe shows lag 0; a reset is refused while A is a member.
+      const bootstrap = ['--bootstrap', cluster.bootstrap.join(',')];
+      const described = await runCli(['groups', 'describe', GROUP, '--json', ...bootstrap], { timeoutMs: 60_000 });
+      assert.equal(described.code, 0, described.stderr);
+      const view = JSON.parse(described.stdout) as { members: Array<{ assignment: unknown[] }>; offsets: Array<{ lag: number; owner: string | null }> };
+      assert.equal(view.members.length, 1);
+      assert.equal(view.members[0]!.assignment.length, PARTITIONS);
+      assert.deepEqual(view.offsets.map((o) => o.lag), Array(PARTITIONS).fill(0));
+      const refused = await runCli(['groups', 'reset-offsets', GROUP, '--topic', TOPIC, '--to-earliest', ...bootstrap], { timeoutMs: 60_000 });
+      assert.equal(refused.code, 1, refused.stderr);
+      assert.match(refused.stderr, /^tributary: NON_EMPTY_GROUP: /);
       await a.stop();
+      // Empty now: a reset to the log end is taken (and leaves the committed offsets where A put them).
+      const reset = await runCli(['groups', 'reset-offsets', GROUP, '--topic', TOPIC, '--to-latest', ...bootstrap], { timeoutMs: 60_000 });
+      assert.equal(reset.code, 0, reset.stderr);
+      const listed = await runCli(['groups', 'list', '--json', ...bootstrap], { timeoutMs: 60_000 });
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual((JSON.parse(listed.stdout) as Array<{ groupId: string; state: string }>).map((g) => [g.groupId, g.state]), [[GROUP, 'empty']]);
 
       // Restart: a new member resumes at the committed offsets.
       await producer.send({ topic: TOPIC, messages: Array.from({ length: PARTITIONS }, (_, p) => ({ value: 'after restart', partition: p })) });
