@@ -15,6 +15,8 @@ import { handler, RpcServer, type AnyHandler } from '../protocol/transport/serve
 import { NO_RESPONSE } from '../protocol/transport/types.js';
 import type { BrokerConfig } from './config.js';
 import { ControllerLink } from './controller-link.js';
+import { GroupCoordinator } from './groups/group-coordinator.js';
+import { isInternalTopic } from '../protocol/metadata/topic-config.js';
 import { renderDashboard } from './dashboard.js';
 import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
 import { ReplicaManager } from './replica-manager.js';
@@ -49,6 +51,7 @@ export class BrokerServer {
   readonly link: ControllerLink;
   readonly replicas: ReplicaManager;
   readonly metrics: BrokerMetrics;
+  readonly groups: GroupCoordinator;
   private readonly server: RpcServer;
   private readonly logger: Logger;
   private readonly producerIds: ProducerIdBlock;
@@ -67,6 +70,7 @@ export class BrokerServer {
     });
     this.replicas = new ReplicaManager(config, clock, this.logger, this.link, this.metrics, (id) => this.link.image.brokers.get(id)?.address);
     this.producerIds = new ProducerIdBlock(this.link, config.brokerId);
+    this.groups = new GroupCoordinator(config.groups, config.brokerId, clock, createLogger('groups', config.brokerId), this.replicas, this.link, this.metrics);
     this.server = new RpcServer({
       host: config.listen.host,
       port: config.listen.port,
@@ -105,6 +109,7 @@ export class BrokerServer {
     const bound = await broker.server.listen();
     broker.boundPort = bound.port;
     broker.replicas.start();
+    broker.groups.start();
     await broker.link.start();
     broker.logger.info({ address: `${bound.host}:${bound.port}`, brokerEpoch: broker.link.brokerEpoch }, 'broker serving');
     return broker;
@@ -116,6 +121,7 @@ export class BrokerServer {
 
   private onImage(image: MetadataImage): void {
     this.replicas.reconcile(image);
+    this.groups.onImage(image);
     this.metrics.metadataAppliedIndex.set(image.appliedIndex);
   }
 
@@ -151,6 +157,7 @@ export class BrokerServer {
       this.logger.info({ moved }, moved ? 'controlled shutdown: leadership moved away' : 'controlled shutdown not acknowledged; stopping anyway');
     }
     await this.link.close();
+    await this.groups.close();
     await this.replicas.close();
     await this.server.close();
   }
@@ -164,6 +171,8 @@ export class BrokerServer {
         return metadataResponseFromImage(this.link.image, body.topics, -1);
       }),
       handler(ApiKey.Produce, async (body) => {
+        const internal = body.topicData.find((t) => isInternalTopic(t.name));
+        if (internal !== undefined) throw new TributaryError('INVALID_TOPIC_EXCEPTION', `${internal.name} is an internal topic; only group coordinators write to it`);
         if (body.acks === 0) {
           void this.replicas.produce(body).catch((error: unknown) => this.logger.warn({ err: error }, 'acks=0 produce failed'));
           return NO_RESPONSE;
@@ -226,6 +235,12 @@ export class BrokerServer {
           };
         }),
       })),
+      handler(ApiKey.FindCoordinator, (body) => this.groups.findCoordinator(body)),
+      handler(ApiKey.ConsumerGroupHeartbeat, (body) => this.groups.heartbeat(body)),
+      handler(ApiKey.ConsumerGroupDescribe, (body) => this.groups.describe(body)),
+      handler(ApiKey.OffsetCommit, (body) => this.groups.offsetCommit(body)),
+      handler(ApiKey.OffsetFetch, (body) => this.groups.offsetFetch(body)),
+      handler(ApiKey.ListGroups, (body) => this.groups.listGroups(body)),
       forward(ApiKey.CreateTopics),
       forward(ApiKey.DeleteTopics),
       forward(ApiKey.IncrementalAlterConfigs),

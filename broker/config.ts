@@ -27,6 +27,27 @@ export interface BrokerConfig {
   retentionCheckIntervalMs: number;
   /** Kafka's log.cleaner.backoff.ms: how often the log cleaner looks for a compacted log to clean. */
   cleanerBackoffMs: number;
+  /** Consumer groups (broker/groups/): Kafka's names; see broker/README.md for the defaults' reasons. */
+  groups: GroupCoordinatorConfig;
+}
+
+export interface GroupCoordinatorConfig {
+  /** group.consumer.session.timeout.ms (Kafka: 45000). */
+  sessionTimeoutMs: number;
+  /** group.consumer.heartbeat.interval.ms (Kafka: 5000; ours 1000, see broker/README.md). */
+  heartbeatIntervalMs: number;
+  /** group.consumer.max.size: members per group. */
+  membersMax: number;
+  /** group.coordinator.groups.max: groups one broker coordinates (ours; Kafka has no bound). */
+  groupsMax: number;
+  /** offsets.topic.num.partitions (Kafka: 50; ours 16). */
+  offsetsTopicPartitions: number;
+  /** offsets.topic.replication.factor, capped at the live brokers when the topic is created. */
+  offsetsTopicReplicationFactor: number;
+  /** offsets.commit.timeout.ms: how long a coordinator write waits for acks=all. */
+  commitTimeoutMs: number;
+  /** group.lag.refresh.interval.ms: how often the lag gauges are recomputed (ours). */
+  lagRefreshIntervalMs: number;
 }
 
 export interface BrokerFlags {
@@ -73,5 +94,23 @@ export function loadBrokerConfig(flags: BrokerFlags): BrokerConfig {
     isrCheckIntervalMs: intOption(props, 'replica.isr.check.interval.ms', 100, 10, 60_000),
     retentionCheckIntervalMs: intOption(props, 'log.retention.check.interval.ms', 60_000, 100),
     cleanerBackoffMs: intOption(props, 'log.cleaner.backoff.ms', 15_000, 10),
+    groups: loadGroupConfig(props),
   };
+}
+
+function loadGroupConfig(props: Map<string, string>): GroupCoordinatorConfig {
+  const groups: GroupCoordinatorConfig = {
+    sessionTimeoutMs: intOption(props, 'group.consumer.session.timeout.ms', 45_000, 100, 3_600_000),
+    heartbeatIntervalMs: intOption(props, 'group.consumer.heartbeat.interval.ms', 1000, 10, 600_000),
+    membersMax: intOption(props, 'group.consumer.max.size', 1000, 1, 100_000),
+    groupsMax: intOption(props, 'group.coordinator.groups.max', 10_000, 1, 1_000_000),
+    offsetsTopicPartitions: intOption(props, 'offsets.topic.num.partitions', 16, 1, 1000),
+    offsetsTopicReplicationFactor: intOption(props, 'offsets.topic.replication.factor', 3, 1, 32),
+    commitTimeoutMs: intOption(props, 'offsets.commit.timeout.ms', 5000, 100, 300_000),
+    lagRefreshIntervalMs: intOption(props, 'group.lag.refresh.interval.ms', 5000, 100, 3_600_000),
+  };
+  if (groups.heartbeatIntervalMs >= groups.sessionTimeoutMs) {
+    throw new ConfigFileError(`group.consumer.heartbeat.interval.ms=${groups.heartbeatIntervalMs} must be below group.consumer.session.timeout.ms=${groups.sessionTimeoutMs}`);
+  }
+  return groups;
 }

@@ -30,6 +30,11 @@ export function createBrokerMetrics(brokerId: number) {
     cleanerRuns: new Counter({ name: 'tributary_log_cleaner_runs_total', help: 'log cleaner rounds that rewrote segments of a compacted partition', registers }),
     cleanerRecordsRemoved: new Counter({ name: 'tributary_log_cleaner_records_removed_total', help: 'records the log cleaner removed (superseded by a later record with the same key, or expired tombstones)', registers }),
     cleanerBytesRemoved: new Counter({ name: 'tributary_log_cleaner_bytes_removed_total', help: 'bytes the log cleaner removed from compacted partitions', registers }),
+    // Consumer groups: only for the groups this broker coordinates (series of others are removed).
+    groupMembers: new Gauge({ name: 'tributary_group_members', help: 'members of each group this broker coordinates', labelNames: ['group'] as const, registers }),
+    groupEpoch: new Gauge({ name: 'tributary_group_epoch', help: 'group epoch of each group this broker coordinates', labelNames: ['group'] as const, registers }),
+    groupLag: new Gauge({ name: 'tributary_group_lag', help: 'log end offset (high watermark) minus committed offset, per group and partition', labelNames: ['group', 'topic', 'partition'] as const, registers }),
+    groupRebalances: new Counter({ name: 'tributary_group_rebalances_total', help: 'target assignments computed (a member joined or left, a subscription or topic changed)', registers }),
   };
 }
 

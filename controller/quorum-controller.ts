@@ -32,7 +32,7 @@ import {
   type LivenessView,
   type TopicDefaults,
 } from './metadata/decisions.js';
-import { validateTopicConfigs } from '../protocol/metadata/topic-config.js';
+import { isInternalTopic, validateTopicConfigs } from '../protocol/metadata/topic-config.js';
 
 /** Drift we allow between a broker's and the controller's clocks over one lease (5%). */
 export const LEASE_DRIFT_MARGIN = 0.05;
@@ -338,6 +338,8 @@ export class QuorumController implements LivenessView {
     return this.serialized(async () => {
       this.ensureActive();
       if (!this.log.image.topics.has(name)) throw new TributaryError('UNKNOWN_TOPIC_OR_PARTITION', `no topic ${name}`);
+      // As Kafka: internal topics are not deleted on request (every group's state lives there).
+      if (isInternalTopic(name)) throw new TributaryError('INVALID_TOPIC_EXCEPTION', `${name} is an internal topic and cannot be deleted`);
       await this.log.propose([{ type: 'DeleteTopic', name, timeMs: this.clock.nowMs() }]);
     });
   }

@@ -53,6 +53,7 @@ export const ERRORS = {
   STALE_BROKER_EPOCH: { code: 77, retriable: false, message: 'The broker epoch is not current' },
   OFFSET_NOT_AVAILABLE: { code: 78, retriable: true, message: 'The offset is not yet available (the high watermark has not caught up)' },
   PREFERRED_LEADER_NOT_AVAILABLE: { code: 80, retriable: true, message: 'The preferred leader is not in the in-sync replica set' },
+  GROUP_MAX_SIZE_REACHED: { code: 81, retriable: false, message: 'The consumer group has reached its maximum number of members' },
   ELECTION_NOT_NEEDED: { code: 84, retriable: false, message: 'The partition already has its preferred leader' },
   INVALID_RECORD: { code: 87, retriable: false, message: 'A record is not valid for this topic (a compacted topic needs a key on every record)' },
   THROTTLING_QUOTA_EXCEEDED: { code: 89, retriable: true, message: 'A limit on this connection or server was reached; retry after backing off' },

@@ -86,6 +86,13 @@ export const TOPIC_CONFIGS = {
 
 export type TopicConfigKey = keyof typeof TOPIC_CONFIGS;
 
+/** The internal topic consumer groups live in (broker/groups/): clients may not produce to it or delete it. */
+export const CONSUMER_OFFSETS_TOPIC = '__consumer_offsets';
+
+export function isInternalTopic(name: string): boolean {
+  return name === CONSUMER_OFFSETS_TOPIC;
+}
+
 export function isTopicConfigKey(key: string): key is TopicConfigKey {
   return Object.prototype.hasOwnProperty.call(TOPIC_CONFIGS, key);
 }
