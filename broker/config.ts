@@ -25,6 +25,8 @@ export interface BrokerConfig {
   /** The ISR check and retention run this often. */
   isrCheckIntervalMs: number;
   retentionCheckIntervalMs: number;
+  /** Kafka's log.cleaner.backoff.ms: how often the log cleaner looks for a compacted log to clean. */
+  cleanerBackoffMs: number;
   /** Consumer groups (broker/groups/): Kafka's names; see broker/README.md for the defaults' reasons. */
   groups: GroupCoordinatorConfig;
 }
@@ -91,6 +93,7 @@ export function loadBrokerConfig(flags: BrokerFlags): BrokerConfig {
     fetchPurgatoryMax: intOption(props, 'fetch.purgatory.max', 10_000, 1),
     isrCheckIntervalMs: intOption(props, 'replica.isr.check.interval.ms', 100, 10, 60_000),
     retentionCheckIntervalMs: intOption(props, 'log.retention.check.interval.ms', 60_000, 100),
+    cleanerBackoffMs: intOption(props, 'log.cleaner.backoff.ms', 15_000, 10),
     groups: loadGroupConfig(props),
   };
 }

@@ -27,6 +27,9 @@ export function createBrokerMetrics(brokerId: number) {
     followerLagMs: new Gauge({ name: 'tributary_broker_follower_lag_ms', help: 'ms since a follower was last caught up', labelNames: ['partition', 'follower'] as const, registers }),
     hasLease: new Gauge({ name: 'tributary_broker_has_lease', help: '1 while the broker holds a valid lease from the controller', registers }),
     metadataAppliedIndex: new Gauge({ name: 'tributary_broker_metadata_applied_index', help: 'last metadata record applied', registers }),
+    cleanerRuns: new Counter({ name: 'tributary_log_cleaner_runs_total', help: 'log cleaner rounds that rewrote segments of a compacted partition', registers }),
+    cleanerRecordsRemoved: new Counter({ name: 'tributary_log_cleaner_records_removed_total', help: 'records the log cleaner removed (superseded by a later record with the same key, or expired tombstones)', registers }),
+    cleanerBytesRemoved: new Counter({ name: 'tributary_log_cleaner_bytes_removed_total', help: 'bytes the log cleaner removed from compacted partitions', registers }),
     // Consumer groups: only for the groups this broker coordinates (series of others are removed).
     groupMembers: new Gauge({ name: 'tributary_group_members', help: 'members of each group this broker coordinates', labelNames: ['group'] as const, registers }),
     groupEpoch: new Gauge({ name: 'tributary_group_epoch', help: 'group epoch of each group this broker coordinates', labelNames: ['group'] as const, registers }),

@@ -18,7 +18,8 @@ import type { ProduceRequest, ProduceResponse } from '../protocol/apis/produce.j
 import type { MetadataImage, PartitionImage } from '../protocol/metadata/image.js';
 import { topicConfigNumber, topicConfigValue } from '../protocol/metadata/topic-config.js';
 import { Log } from './log/log.js';
-import type { LogConfig } from './log/config.js';
+import type { CleanupPolicy, LogConfig } from './log/config.js';
+import { LogCleaner } from './log/log-cleaner.js';
 import type { BrokerConfig } from './config.js';
 import type { ControllerLink, ReplicaReport } from './controller-link.js';
 import { LeaderState } from './replication/leader-state.js';
@@ -90,6 +91,10 @@ function logConfigFor(configs: Readonly<Record<string, string>>, defaults: Recor
     flushMessages: unlimited(n('flush.messages')),
     flushMs: unlimited(n('flush.ms')),
     maxMessageBytes: n('max.message.bytes'),
+    cleanupPolicy: topicConfigValue(configs, 'cleanup.policy', defaults) as CleanupPolicy,
+    minCleanableDirtyRatio: n('min.cleanable.dirty.ratio'),
+    minCompactionLagMs: n('min.compaction.lag.ms'),
+    deleteRetentionMs: n('delete.retention.ms'),
   };
 }
 
@@ -104,6 +109,9 @@ export class ReplicaManager {
   private orphansScanned = false;
   private isrTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
+  private cleanerTimer: NodeJS.Timeout | undefined;
+  /** Compacts partitions of cleanup.policy=compact topics, one at a time, in bounded steps. */
+  readonly cleaner: LogCleaner;
   private producesWaiting = 0;
   private fetchesWaiting = 0;
   private closed = false;
@@ -115,11 +123,32 @@ export class ReplicaManager {
     private readonly link: ControllerLink,
     private readonly metrics: BrokerMetrics,
     private readonly connect: (brokerId: number) => string | undefined,
-  ) {}
+  ) {
+    this.cleaner = new LogCleaner({
+      clock,
+      logger,
+      onRound: (_key, r) => {
+        if (!r.cleaned) return;
+        this.metrics.cleanerRuns.inc();
+        this.metrics.cleanerRecordsRemoved.inc(r.recordsRemoved);
+        this.metrics.cleanerBytesRemoved.inc(Math.max(0, r.bytesRemoved));
+      },
+    });
+  }
 
   start(): void {
     this.isrTimer = setInterval(() => void this.checkIsr(), this.config.isrCheckIntervalMs);
     this.retentionTimer = setInterval(() => this.enforceRetention(), this.config.retentionCheckIntervalMs);
+    this.cleanerTimer = setInterval(() => this.startCleaning(), this.config.cleanerBackoffMs);
+  }
+
+  /** Beside retention: start a log-cleaner round on the dirtiest compacted partition, if none is running. */
+  private startCleaning(): void {
+    try {
+      this.cleaner.maybeClean([...this.partitions.values()].map((part) => ({ key: part.key, log: part.log })));
+    } catch (error) {
+      this.logger.error({ err: error }, 'log cleaner could not start');
+    }
   }
 
   // --- Reconciling to the image ------------------------------------------------------------
@@ -612,6 +641,8 @@ export class ReplicaManager {
     this.closed = true;
     if (this.isrTimer !== undefined) clearInterval(this.isrTimer);
     if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
+    if (this.cleanerTimer !== undefined) clearInterval(this.cleanerTimer);
+    await this.cleaner.close();
     for (const f of this.fetchers.values()) f.stop();
     this.fetchers.clear();
     for (const part of this.partitions.values()) {
@@ -649,7 +680,9 @@ function rebuildProducerState(log: Log): ProducerStateTable {
     let next = offset;
     for (const { pos } of iterateBatches(chunk)) {
       const h = readBatchHeader(chunk, pos);
-      if (h.producerId >= 0) table.record({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, recordCount: h.recordCount }, h.baseOffset);
+      // lastOffsetDelta, not recordCount: the log cleaner removes records but keeps the batch's
+      // offset range, and the sequence numbers follow the offsets.
+      if (h.producerId >= 0) table.record({ producerId: h.producerId, producerEpoch: h.producerEpoch, baseSequence: h.baseSequence, recordCount: h.lastOffsetDelta + 1 }, h.baseOffset);
       next = h.baseOffset + h.lastOffsetDelta + 1;
     }
     if (next <= offset) break;

@@ -14,10 +14,21 @@
  *   backoff until `deliveryTimeoutMs` after the batch was closed; errors that mean leadership
  *   moved refresh the metadata first. A batch is retried alone, once nothing else of its
  *   partition is in flight, so retries never overtake earlier batches.
- * - Idempotence (`idempotent: true`): one InitProducerId at connect(); each batch carries the
- *   producer id, epoch and a per-partition base sequence (advanced by the record count), at
- *   most `maxInFlightPerPartition` (≤ 5) batches are in flight per partition, and a retried
- *   batch keeps its bytes, hence its sequence, so the broker can drop duplicates.
+ * - Idempotence (on by default with acks 'all', as in Kafka since 3.0): one InitProducerId at
+ *   connect(); each batch carries the producer id, epoch and a per-partition base sequence
+ *   (advanced by the record count), at most `maxInFlightPerPartition` (≤ 5) batches are in
+ *   flight per partition, and a retried batch keeps its bytes, hence its sequence, so the
+ *   broker can drop duplicates.
+ * - A batch that fails for good leaves a sequence gap on its partition that the broker would
+ *   refuse (OUT_OF_ORDER_SEQUENCE_NUMBER). As Kafka's producer does since KIP-360, the partition
+ *   then waits for its in-flight batches to come back, the producer bumps its epoch (locally, as
+ *   Kafka's idempotent producer does; a new producer id from InitProducerId once the epoch would
+ *   overflow) and the partition's waiting batches are re-stamped from sequence 0 under the new
+ *   epoch, in their order. The broker accepts sequence 0 on a newer epoch. If the failed batch's
+ *   fate is unknown (it timed out) and a later batch was already sent, that later batch is first
+ *   retried as it was: written → the gap was not one; OUT_OF_ORDER → nothing after the gap was
+ *   written, so re-stamping cannot duplicate. Other partitions are untouched: each moves to the
+ *   new epoch (from sequence 0) only when nothing of it is in flight or waiting.
  * - acks=0: the Produce request goes out with RpcConnection.send (the broker answers nothing);
  *   the send() resolves once the request is handed to the socket, with baseOffset -1.
  */
@@ -25,7 +36,7 @@ import { performance } from 'node:perf_hooks';
 import { ApiKey } from '../protocol/api-keys.js';
 import { ERRORS, TributaryError, errorNameOf, type ErrorName } from '../protocol/errors.js';
 import type { ProduceRequest, ProduceResponse } from '../protocol/index.js';
-import { buildBatch, type Compression, type RecordHeader, type RecordInput } from '../protocol/record-batch.js';
+import { buildBatch, withProducerIdentity, type Compression, type RecordHeader, type RecordInput } from '../protocol/record-batch.js';
 import { Cluster, backoffMs, isRetriable, needsMetadataRefresh, type ClusterOptions, type RetryOptions } from './cluster.js';
 import { StickyPartitioner, mathRandomInt, partitionForKey, type RandomInt } from './partitioner.js';
 import { positiveInt, nonNegativeInt } from '../protocol/options.js';
@@ -35,7 +46,11 @@ export type Acks = 'all' | -1 | 0 | 1;
 export interface ProducerOptions {
   /** 'all' (= -1): every in-sync replica; 1: the leader; 0: no acknowledgement. Default 'all'. */
   acks?: Acks;
-  /** Producer id + per-partition sequence numbers so retries cannot duplicate. Default false. */
+  /**
+   * Producer id + per-partition sequence numbers so retries cannot duplicate. Default true when
+   * acks is 'all' and maxInFlightPerPartition ≤ 5, else false (Kafka's default since 3.0/3.2);
+   * an explicit true with acks 0/1 is a config error.
+   */
   idempotent?: boolean;
   /** How long a batch waits for more records before it is sent. Default 5. */
   lingerMs?: number;
@@ -96,6 +111,8 @@ const MiB = 1024 * 1024;
 /** Per-record framing in the batch, roughly (varints, attributes, deltas). */
 const RECORD_OVERHEAD_BYTES = 16;
 const SEQUENCE_MODULUS = 2 ** 31;
+/** Producer epochs are int16; past this a producer needs a new producer id (KAFKA-5283). */
+const PRODUCER_EPOCH_MAX = 32767;
 
 /** The records of one send() that went into one batch. */
 interface BatchEntry {
@@ -160,6 +177,15 @@ class PartitionQueue {
   readonly inflight = new Set<Batch>();
   nextOrder = 0;
   nextSequence = 0;
+  /** The producer id and epoch this partition's sequences belong to (idempotence). */
+  producerId = -1;
+  producerEpoch = -1;
+  /** A batch of this partition failed for good: later sequences must restart (KIP-360). */
+  sequenceGap = false;
+  /** ...and nothing after the gap can have been written (so re-stamping cannot duplicate). */
+  sequenceGapConfirmed = false;
+  /** The `order` of the latest batch that failed for good. */
+  sequenceGapOrder = -1;
   /** Backoff after a retriable error: nothing of this partition is sent before it. */
   retryAtMs = 0;
 
@@ -187,6 +213,8 @@ export class Producer {
   private readonly queues = new Map<string, Map<number, PartitionQueue>>();
   private producerId = -1;
   private producerEpoch = -1;
+  /** A new producer id is being fetched (the epoch would overflow). */
+  private renewingProducerId = false;
   private connected = false;
   private closing = false;
 
@@ -207,10 +235,9 @@ export class Producer {
 
   constructor(context: ProducerContext, options: ProducerOptions = {}) {
     this.acks = wireAcks(options.acks ?? 'all');
-    // Off by default for now: after a batch fails for good (say MESSAGE_TOO_LARGE, nothing
-    // written) the sequences that follow it leave a gap the broker refuses. Current Kafka resets
-    // them by bumping the producer epoch (KIP-360); until this client does, idempotence is opt-in.
-    this.idempotent = options.idempotent ?? false;
+    // On by default unless the other options conflict with it, as in Kafka (KIP-679, KAFKA-13598):
+    // an explicit `idempotent: true` with acks 0/1 is refused below, an implicit one just off.
+    this.idempotent = options.idempotent ?? (this.acks === -1 && (options.maxInFlightPerPartition ?? 5) <= 5);
     this.lingerMs = nonNegativeInt('lingerMs', options.lingerMs ?? 5);
     this.batchBytesMax = positiveInt('batchBytesMax', options.batchBytesMax ?? MiB);
     this.bufferBytesMax = positiveInt('bufferBytesMax', options.bufferBytesMax ?? 32 * MiB);
@@ -498,10 +525,15 @@ export class Producer {
       compression: this.compression,
     };
     if (this.idempotent) {
+      if (q.inflight.size === 0 && q.ready.length === 0) {
+        // Nothing of this partition is out: it may take the producer's current epoch now.
+        if (q.sequenceGap) this.restartSequences(q);
+        else if (q.producerId !== this.producerId || q.producerEpoch !== this.producerEpoch) this.adoptIdentity(q);
+      }
       batch.baseSequence = q.nextSequence;
       q.nextSequence = (q.nextSequence + batch.recordCount) % SEQUENCE_MODULUS;
-      options.producerId = this.producerId;
-      options.producerEpoch = this.producerEpoch;
+      options.producerId = q.producerId;
+      options.producerEpoch = q.producerEpoch;
       options.baseSequence = batch.baseSequence;
     }
     batch.built = buildBatch(options);
@@ -561,6 +593,15 @@ export class Producer {
           if (q.retryAtMs > now) {
             wakeInMs = Math.min(wakeInMs, q.retryAtMs - now);
             continue;
+          }
+          if (q.sequenceGap) {
+            // Wait for what is in flight; then re-stamp, unless a batch sent after an unknown
+            // failure must first be retried as it was to learn whether the gap is real.
+            if (q.inflight.size > 0) continue;
+            if (q.sequenceGapConfirmed || q.ready[0]!.attempts === 0) {
+              this.restartSequences(q);
+              if (q.sequenceGap) continue; // a new producer id is on its way
+            }
           }
           const head = q.ready[0]!;
           if (head.attempts > 0 && q.inflight.size > 0) continue;
@@ -644,23 +685,34 @@ export class Producer {
         this.completeBatch(b, r.baseOffset);
         continue;
       }
-      this.batchFailedAttempt(b, new TributaryError(name, r.errorMessage ?? `partition ${b.queue.topic}-${b.queue.partition}: ${ERRORS[name].message}`));
+      this.batchFailedAttempt(b, new TributaryError(name, r.errorMessage ?? `partition ${b.queue.topic}-${b.queue.partition}: ${ERRORS[name].message}`), true);
     }
     this.scheduleDrain(0);
   }
 
-  /** An attempt failed: re-queue it (in partition order) for a retry, or fail it for good. */
-  private batchFailedAttempt(b: Batch, error: TributaryError): void {
+  /**
+   * An attempt failed: re-queue it (in partition order) for a retry, or fail it for good.
+   * `answered`: the broker refused the batch in its response (rather than the request failing).
+   */
+  private batchFailedAttempt(b: Batch, error: TributaryError, answered = false): void {
     const q = b.queue;
     q.inflight.delete(b);
     b.lastError = error;
     let retriable = isRetriable(error);
-    // With idempotence an out-of-order sequence behind an earlier batch still pending is the
-    // earlier batch's failure echoing: retry it after that one.
-    if (!retriable && this.idempotent && error.code === 'OUT_OF_ORDER_SEQUENCE_NUMBER' && this.hasEarlierPending(q, b)) retriable = true;
+    if (!retriable && this.idempotent && error.code === 'OUT_OF_ORDER_SEQUENCE_NUMBER') {
+      if (this.hasEarlierPending(q, b)) {
+        // The failure of an earlier batch still pending echoing: retry after that one.
+        retriable = true;
+      } else if (q.sequenceGap) {
+        // Behind a batch that failed for good: this one was not written, nor anything after
+        // it (the broker takes sequences only in order). Re-stamp it under a new epoch.
+        q.sequenceGapConfirmed = true;
+        retriable = true;
+      }
+    }
     const now = performance.now();
     if (!retriable || b.attempts > this.retries || now >= b.deadlineMs) {
-      this.failBatch(b, error);
+      this.failBatch(b, error, answered && !retriable);
       return;
     }
     let at = 0;
@@ -683,7 +735,11 @@ export class Producer {
   }
 
   private completeBatch(b: Batch, baseOffset: number): void {
-    b.queue.inflight.delete(b);
+    const q = b.queue;
+    q.inflight.delete(b);
+    // A batch sent after one that failed with an unknown outcome was written in sequence:
+    // the failed one was written after all, and the sequences go on without a gap.
+    if (q.sequenceGap && !q.sequenceGapConfirmed && b.order > q.sequenceGapOrder) q.sequenceGap = false;
     for (const e of b.entries) {
       const send = e.send;
       if (send.done) continue;
@@ -700,8 +756,19 @@ export class Producer {
     this.release(b);
   }
 
-  private failBatch(b: Batch, error: TributaryError): void {
-    b.queue.inflight.delete(b);
+  /** `refused`: the broker answered that it did not write this batch (a non-retriable error). */
+  private failBatch(b: Batch, error: TributaryError, refused = false): void {
+    const q = b.queue;
+    q.inflight.delete(b);
+    if (this.idempotent && b.baseSequence >= 0) {
+      // Its sequences are lost: the next ones of this partition must restart (KIP-360).
+      const notWritten = refused || b.attempts === 0;
+      if (!q.sequenceGap) q.sequenceGapConfirmed = notWritten;
+      else q.sequenceGapConfirmed &&= notWritten;
+      q.sequenceGap = true;
+      q.sequenceGapOrder = Math.max(q.sequenceGapOrder, b.order);
+      this.scheduleDrain(0);
+    }
     for (const e of b.entries) {
       e.send.pendingBatches--;
       this.settle(e.send, error);
@@ -732,6 +799,51 @@ export class Producer {
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  /** Take the producer's current id and epoch for a partition with nothing out: sequences from 0. */
+  private adoptIdentity(q: PartitionQueue): void {
+    q.producerId = this.producerId;
+    q.producerEpoch = this.producerEpoch;
+    q.nextSequence = 0;
+  }
+
+  /**
+   * Close a sequence gap (nothing of `q` in flight): bump the producer epoch unless another
+   * partition already did since `q` last stamped, then re-stamp q's waiting batches from
+   * sequence 0, in order. Leaves the gap open while a new producer id is being fetched.
+   */
+  private restartSequences(q: PartitionQueue): void {
+    if (q.producerId === this.producerId && q.producerEpoch === this.producerEpoch) {
+      if (this.producerEpoch >= PRODUCER_EPOCH_MAX) {
+        this.renewProducerId();
+        return;
+      }
+      this.producerEpoch++;
+    }
+    this.adoptIdentity(q);
+    for (const b of q.ready) {
+      b.built = withProducerIdentity(b.built!, q.producerId, q.producerEpoch, q.nextSequence);
+      b.baseSequence = q.nextSequence;
+      q.nextSequence = (q.nextSequence + b.recordCount) % SEQUENCE_MODULUS;
+    }
+    q.sequenceGap = false;
+    q.sequenceGapConfirmed = false;
+  }
+
+  private renewProducerId(): void {
+    if (this.renewingProducerId) return;
+    this.renewingProducerId = true;
+    this.initProducerId().then(
+      () => {
+        this.renewingProducerId = false;
+        this.scheduleDrain(0);
+      },
+      () => {
+        this.renewingProducerId = false;
+        this.scheduleDrain(backoffMs(0, this.retry));
+      },
+    );
   }
 
   private async initProducerId(): Promise<void> {

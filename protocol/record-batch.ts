@@ -204,6 +204,20 @@ export function stampBatch(buf: Uint8Array, pos: number, baseOffset: number, par
   (buf as Buffer).writeInt32BE(partitionLeaderEpoch, pos + OFF_PARTITION_LEADER_EPOCH);
 }
 
+/**
+ * A copy of the batch with a new producer id, epoch and base sequence (and its CRC recomputed,
+ * since those fields are inside the CRC'd range). The idempotent producer uses it to restart a
+ * partition's sequences under a bumped epoch without rebuilding the records.
+ */
+export function withProducerIdentity(batch: Uint8Array, producerId: number, producerEpoch: number, baseSequence: number): Buffer {
+  const out = Buffer.from(batch);
+  writeInt64(out, OFF_PRODUCER_ID, producerId);
+  out.writeInt16BE(producerEpoch, OFF_PRODUCER_EPOCH);
+  out.writeInt32BE(baseSequence, OFF_BASE_SEQUENCE);
+  out.writeUInt32BE(computeBatchCrc(out, 0, out.length), OFF_CRC);
+  return out;
+}
+
 export function computeBatchCrc(buf: Uint8Array, pos: number, size: number): number {
   return crc32(buf.subarray(pos + OFF_ATTRIBUTES, pos + size));
 }

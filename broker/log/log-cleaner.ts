@@ -97,6 +97,8 @@ export interface CleanResult {
   segmentsRewritten: number;
   bytesRead: number;
   bytesWritten: number;
+  /** Bytes of the segments rewritten minus bytes of what replaced them. */
+  bytesRemoved: number;
   recordsRemoved: number;
   tombstonesRemoved: number;
   batchesRemoved: number;
@@ -196,6 +198,7 @@ export function* cleanSteps(log: Log, nowMs: number, options: CleanerOptions = {
     segmentsRewritten: 0,
     bytesRead: 0,
     bytesWritten: 0,
+    bytesRemoved: 0,
     recordsRemoved: 0,
     tombstonesRemoved: 0,
     batchesRemoved: 0,
@@ -285,7 +288,8 @@ export function* cleanSteps(log: Log, nowMs: number, options: CleanerOptions = {
       // From here a failure is left to recovery on the next open, like a crash (segment-swap.ts).
       const swapping = cleaned;
       cleaned = null;
-      log.replaceSegments(group, swapping, options.afterSwapStep);
+      const fresh = log.replaceSegments(group, swapping, options.afterSwapStep);
+      result.bytesRemoved += group.reduce((sum, s) => sum + s.sizeBytes, 0) - fresh.sizeBytes;
       generation = log.dataGeneration;
       result.segmentsRewritten += group.length;
     } catch (error) {

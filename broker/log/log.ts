@@ -440,10 +440,11 @@ export class Log {
    * that segment's end — from the next segment with anything at or after it (Kafka's read loop).
    */
   private readSegments(offset: number, maxBytes: number, limit: number): Buffer {
-    let i = this.segmentIndexFor(offset);
-    for (; i < this.segments.length; i++) {
+    for (let i = this.segmentIndexFor(offset); i < this.segments.length; i++) {
       const segment = this.segments[i]!;
-      if (segment.nextOffset > offset) return segment.read(offset, maxBytes, limit);
+      // A later segment is asked from its own start; one the cleaner emptied is skipped.
+      const from = Math.max(offset, segment.baseOffset);
+      if (segment.nextOffset > from) return segment.read(from, maxBytes, limit);
     }
     return EMPTY;
   }

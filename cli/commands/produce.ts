@@ -47,7 +47,7 @@ export const produceCommand: CommandModule<object, ProduceArgs> = {
       .option('acks', { type: 'string', default: 'all', describe: 'all | 1 | 0' })
       .option('key', { type: 'string', describe: 'key of every record (picks the partition by murmur2, as Kafka does)' })
       .option('partition', { type: 'string', describe: 'write every record to this partition' })
-      .option('idempotent', { type: 'boolean', describe: 'idempotent producer: retries are written once (needs --acks all)' })
+      .option('idempotent', { type: 'boolean', describe: 'idempotent producer: retries are written once (the default with --acks all; --no-idempotent turns it off)' })
       .option('report', { type: 'boolean', default: false, describe: 'print {"partition","offset","value"} per acknowledged record' })
       .option('bootstrap', { type: 'string', describe: 'broker urls, comma-separated' }) as never,
   handler: async (args) => {

@@ -76,12 +76,20 @@ test('CLI: topics create/list/describe/alter/delete, produce from stdin, consume
     const keyed = await run(['produce', 'orders', '--key', 'kafka', '--report', ...b], { stdin: 'k1\nk2' });
     assert.equal(keyed.code, 0, keyed.stderr);
     assert.deepEqual(keyed.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { partition: number }).partition), [1, 1]); // murmur2("kafka") % 3
+    // Idempotent by default (producer id stamped); --no-idempotent and --acks 1 turn it off.
+    assert.ok(fake.produced.length > 0 && fake.produced.every((p) => p.header.producerId >= 0));
+    const producedBefore = fake.produced.length;
+    const plain = await run(['produce', 'orders', '--no-idempotent', '--partition', '0', ...b], { stdin: 'p1\n' });
+    assert.equal(plain.code, 0, plain.stderr);
+    const leaderOnly = await run(['produce', 'orders', '--acks', '1', '--partition', '0', ...b], { stdin: 'p2\n' });
+    assert.equal(leaderOnly.code, 0, leaderOnly.stderr);
+    assert.deepEqual(fake.produced.slice(producedBefore).map((p) => [p.acks, p.header.producerId]), [[-1, -1], [1, -1]]);
 
-    const consumed = await run(['consume', 'orders', '--from-beginning', '--max-messages', '502', '--json', ...b]);
+    const consumed = await run(['consume', 'orders', '--from-beginning', '--max-messages', '504', '--json', ...b]);
     assert.equal(consumed.code, 0, consumed.stderr);
     const records = consumed.stdout.trim().split('\n').map((l) => JSON.parse(l) as { partition: number; offset: number; key: string | null; value: string; timestamp: number });
-    assert.equal(records.length, 502);
-    assert.deepEqual(new Set(records.map((r) => r.value)), new Set([...lines, 'k1', 'k2']));
+    assert.equal(records.length, 504);
+    assert.deepEqual(new Set(records.map((r) => r.value)), new Set([...lines, 'k1', 'k2', 'p1', 'p2']));
     assert.deepEqual(Object.keys(records[0]!).sort(), ['key', 'offset', 'partition', 'timestamp', 'value']);
     assert.ok(records.filter((r) => r.key === 'kafka').length === 2);
 

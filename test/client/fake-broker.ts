@@ -24,8 +24,15 @@ export interface FakePartition {
   logEndOffset: number;
   /** What followers hold: fetches from a follower see offsets below this only. */
   followerEnd: number | undefined;
-  /** Idempotence: next expected sequence per producer id. */
-  sequences: Map<number, number>;
+  /** Idempotence, as the broker's producer state: per producer id its epoch, next sequence, last batches. */
+  sequences: Map<number, FakeProducerState>;
+}
+
+export interface FakeProducerState {
+  epoch: number;
+  nextSequence: number;
+  /** The last 5 batches: a retry of one is answered with its offset, not written again. */
+  batches: Array<{ firstSequence: number; lastSequence: number; baseOffset: number }>;
 }
 
 export interface FakeTopic {
@@ -71,6 +78,8 @@ export class FakeCluster {
   readonly produceErrors = new Map<string, ScriptedError[]>();
   /** Whole-request errors for InitProducerId (e.g. UNSUPPORTED_VERSION). */
   initProducerIdError: ErrorName | undefined;
+  /** Produce requests to append and then never answer (an ack lost on the way back). */
+  loseProduceAcks = 0;
   /** While set, Produce responses wait for it. */
   produceGate: Promise<void> | undefined;
   /** Consumer groups: every group is coordinated by `coordinator.coordinatorId`. */
@@ -290,11 +299,24 @@ export class FakeCluster {
         } catch (error) {
           return result((error as TributaryError).code, (error as Error).message);
         }
+        let producer: FakeProducerState | undefined;
         if (header.producerId >= 0) {
-          const expected = part.sequences.get(header.producerId) ?? 0;
-          if (header.baseSequence < expected) return result('DUPLICATE_SEQUENCE_NUMBER', `sequence ${header.baseSequence} < ${expected}`);
-          if (header.baseSequence > expected) return result('OUT_OF_ORDER_SEQUENCE_NUMBER', `sequence ${header.baseSequence}, expected ${expected}`);
-          part.sequences.set(header.producerId, expected + header.recordCount);
+          producer = part.sequences.get(header.producerId);
+          if (producer !== undefined && header.producerEpoch < producer.epoch) return result('INVALID_PRODUCER_EPOCH', `epoch ${header.producerEpoch} < ${producer.epoch}`);
+          if (producer === undefined || header.producerEpoch > producer.epoch) {
+            // A new producer, or a new epoch of one: its sequences start at 0.
+            if (header.baseSequence !== 0) return result('OUT_OF_ORDER_SEQUENCE_NUMBER', `epoch ${header.producerEpoch} starts at sequence ${header.baseSequence}, expected 0`);
+            producer = { epoch: header.producerEpoch, nextSequence: 0, batches: [] };
+            part.sequences.set(header.producerId, producer);
+          }
+          const lastSequence = header.baseSequence + header.recordCount - 1;
+          const seen = producer.batches.find((b) => b.firstSequence === header.baseSequence && b.lastSequence === lastSequence);
+          if (seen !== undefined) return result('NONE', undefined, seen.baseOffset);
+          if (header.baseSequence < producer.nextSequence) return result('DUPLICATE_SEQUENCE_NUMBER', `sequence ${header.baseSequence} < ${producer.nextSequence}`);
+          if (header.baseSequence > producer.nextSequence) return result('OUT_OF_ORDER_SEQUENCE_NUMBER', `sequence ${header.baseSequence}, expected ${producer.nextSequence}`);
+          producer.nextSequence = lastSequence + 1;
+          producer.batches.push({ firstSequence: header.baseSequence, lastSequence, baseOffset: part.logEndOffset });
+          if (producer.batches.length > 5) producer.batches.shift();
         }
         const baseOffset = part.logEndOffset;
         let offset = baseOffset;
@@ -312,6 +334,10 @@ export class FakeCluster {
     this.appendWaiters = [];
     for (const w of waiters) w();
     if (body.acks === 0) return NO_RESPONSE;
+    if (this.loseProduceAcks > 0) {
+      this.loseProduceAcks--;
+      await new Promise<void>(() => undefined); // written, but the answer never comes
+    }
     if (this.produceGate !== undefined) await this.produceGate;
     return { responses, throttleTimeMs: 0 };
   }

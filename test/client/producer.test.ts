@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { waitFor } from '../../common/wait.js';
 import { TributaryError } from '../../client/index.js';
 import { partitionForKey } from '../../client/partitioner.js';
-import { decodeBatchRecords, iterateBatches } from '../../protocol/record-batch.js';
+import { decodeBatchRecords, iterateBatches, readBatchHeader } from '../../protocol/record-batch.js';
 import { FakeCluster, clientFor } from './fake-broker.js';
 
 function values(log: Buffer): string[] {
@@ -129,8 +129,10 @@ test('NOT_LEADER_OR_FOLLOWER after the leader moved: metadata refresh, retry on 
     fake.moveLeader('moving', 0, 2);
     const metadataBefore = fake.metadataRequests.length;
     assert.deepEqual(await producer.send({ topic: 'moving', messages: [{ value: 'two' }] }), [{ topic: 'moving', partition: 0, baseOffset: 1 }]);
-    assert.deepEqual(fake.produced.map((p) => p.brokerId), [1, 1, 2]);
-    assert.deepEqual(fake.produced.map((p) => p.currentLeaderEpoch), [0, 0, 1]);
+    // The retry may reach the old leader once more before the refreshed metadata arrives (the
+    // backoff and metadataRefreshMinMs are both ~10 ms here); it ends on the new leader, with its epoch.
+    const route = fake.produced.map((p) => `${p.brokerId}@${p.currentLeaderEpoch}`).join(' ');
+    assert.match(route, /^1@0 (1@0 )+2@1$/, route);
     assert.ok(fake.metadataRequests.length > metadataBefore);
     assert.deepEqual(values(fake.log('moving', 0)), ['one', 'two']);
     await producer.disconnect();
@@ -204,4 +206,121 @@ test('idempotent: producer id, epoch and per-partition sequences stamped; retrie
     const refused = clientFor(fake).producer({ idempotent: true });
     await assert.rejects(refused.connect(), (e: unknown) => e instanceof TributaryError && e.code === 'UNSUPPORTED_VERSION' && /InitProducerId/.test(e.message));
     await refused.disconnect();
+  }));
+
+test('idempotence is the default with acks all (off with acks 1 or 0 unless asked for, refused with them if asked for)', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('defaults', 1);
+    const byDefault = clientFor(fake).producer({ lingerMs: 0 });
+    await byDefault.connect();
+    assert.deepEqual(byDefault.producerIdentity, { producerId: 1000, producerEpoch: 0 });
+    await byDefault.send({ topic: 'defaults', messages: [{ value: 'a' }] });
+    assert.deepEqual([fake.produced[0]!.header.producerId, fake.produced[0]!.header.producerEpoch, fake.produced[0]!.header.baseSequence], [1000, 0, 0]);
+    await byDefault.disconnect();
+
+    const leaderAcks = clientFor(fake).producer({ acks: 1, lingerMs: 0 });
+    await leaderAcks.connect();
+    assert.deepEqual(leaderAcks.producerIdentity, { producerId: -1, producerEpoch: -1 });
+    await leaderAcks.send({ topic: 'defaults', messages: [{ value: 'b' }] });
+    assert.equal(fake.produced[1]!.header.producerId, -1);
+    await leaderAcks.disconnect();
+
+    const optedOut = clientFor(fake).producer({ acks: 'all', idempotent: false, lingerMs: 0 });
+    await optedOut.connect();
+    await optedOut.send({ topic: 'defaults', messages: [{ value: 'c' }] });
+    assert.equal(fake.produced[2]!.header.producerId, -1);
+    await optedOut.disconnect();
+
+    assert.throws(() => clientFor(fake).producer({ acks: 0, idempotent: true }), /INVALID_CONFIG/);
+    // More than 5 in flight per partition is not idempotent-safe: by default that just turns it off.
+    const wide = clientFor(fake).producer({ maxInFlightPerPartition: 8 });
+    await wide.connect();
+    assert.equal(wide.producerIdentity.producerId, -1);
+    await wide.disconnect();
+  }));
+
+test('idempotent: a batch refused for good bumps the epoch; the batches behind it are re-stamped from sequence 0 and land in order, once; other partitions undisturbed', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('gap', 2);
+    // The first Produce for partition 0 is refused with a non-retriable error (nothing written).
+    fake.scriptProduceError('gap', 0, { code: 'MESSAGE_TOO_LARGE', message: 'batch over max.message.bytes' });
+    const producer = clientFor(fake).producer({ lingerMs: 0, batchBytesMax: 200 });
+    await producer.connect();
+    const value = 'g'.repeat(150); // one record per batch
+    const p0 = Array.from({ length: 5 }, (_, i) => producer.send({ topic: 'gap', messages: [{ value: `${i}${value}`, partition: 0 }] }));
+    const p1 = Array.from({ length: 5 }, (_, i) => producer.send({ topic: 'gap', messages: [{ value: `${i}${value}`, partition: 1 }] }));
+    const outcomes = await Promise.allSettled(p0);
+    assert.equal(outcomes[0]!.status, 'rejected');
+    assert.match(String((outcomes[0] as PromiseRejectedResult).reason), /MESSAGE_TOO_LARGE/);
+    assert.deepEqual(outcomes.slice(1).map((o) => (o.status === 'fulfilled' ? o.value[0]!.baseOffset : String(o.reason))), [0, 1, 2, 3]);
+    assert.deepEqual((await Promise.all(p1)).map((a) => a[0]!.baseOffset), [0, 1, 2, 3, 4]);
+    assert.deepEqual(values(fake.log('gap', 0)).map((v) => v[0]), ['1', '2', '3', '4']);
+    assert.deepEqual(values(fake.log('gap', 1)).map((v) => v[0]), ['0', '1', '2', '3', '4']);
+    assert.deepEqual(producer.producerIdentity, { producerId: 1000, producerEpoch: 1 });
+    // Partition 0's log: epoch 1, sequences 0..3.
+    const written0 = fake.partition('gap', 0).batches.map((b) => readBatchHeader(b, 0));
+    assert.deepEqual(written0.map((h) => [h.producerEpoch, h.baseSequence]), [[1, 0], [1, 1], [1, 2], [1, 3]]);
+    // Partition 1 never saw the failure: it kept epoch 0 while busy.
+    const written1 = fake.partition('gap', 1).batches.map((b) => readBatchHeader(b, 0));
+    assert.deepEqual(written1.map((h) => [h.producerEpoch, h.baseSequence]), [[0, 0], [0, 1], [0, 2], [0, 3], [0, 4]]);
+    // Next sends: partition 0 goes on in epoch 1; partition 1 (idle) moves to epoch 1 from 0.
+    assert.deepEqual(await producer.send({ topic: 'gap', messages: [{ value: 'x', partition: 0 }] }), [{ topic: 'gap', partition: 0, baseOffset: 4 }]);
+    assert.deepEqual(await producer.send({ topic: 'gap', messages: [{ value: 'y', partition: 1 }] }), [{ topic: 'gap', partition: 1, baseOffset: 5 }]);
+    const last = fake.produced.slice(-2).map((p) => [p.partition, p.header.producerEpoch, p.header.baseSequence]);
+    assert.deepEqual(last, [[0, 1, 4], [1, 1, 0]]);
+    await producer.disconnect();
+  }));
+
+test('idempotent: a batch whose ack was lost is retried and deduplicated: written once, acked at its first offset', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('lost', 1);
+    fake.loseProduceAcks = 1;
+    const producer = clientFor(fake).producer({ lingerMs: 0, requestTimeoutMs: 200 });
+    await producer.connect();
+    const acks = await producer.send({ topic: 'lost', messages: [{ value: 'once' }, { value: 'twice?' }] });
+    assert.deepEqual(acks, [{ topic: 'lost', partition: 0, baseOffset: 0 }]);
+    assert.equal(fake.produced.length, 2, 'sent, then retried after the request timed out');
+    assert.deepEqual(fake.produced.map((p) => p.header.baseSequence), [0, 0]);
+    assert.deepEqual(values(fake.log('lost', 0)), ['once', 'twice?']);
+    assert.deepEqual(await producer.send({ topic: 'lost', messages: [{ value: 'next' }] }), [{ topic: 'lost', partition: 0, baseOffset: 2 }]);
+    assert.deepEqual(values(fake.log('lost', 0)), ['once', 'twice?', 'next']);
+    await producer.disconnect();
+  }));
+
+test('idempotent: after a batch fails with an unknown outcome, the batch sent behind it is retried as it was: accepted (no gap, no bump) or refused out of order (then re-stamped under a new epoch)', () =>
+  withFake(1, async (fake) => {
+    // Batch 0 gets no answer within its delivery timeout (request 300 + 1000 ms > 1100 ms), so
+    // whether it was written is unknown. Batch 1, sent 800 ms later, is answered only after
+    // batch 0 failed, with a retriable error; its retry carries its original epoch and sequence.
+    const value = 'u'.repeat(150);
+    async function scenario(topic: string, batch0Written: boolean): Promise<{ acks: number; epoch: number }> {
+      fake.createTopic(topic, 1);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      if (batch0Written) fake.loseProduceAcks = 1;
+      else fake.scriptProduceError(topic, 0, { code: 'NOT_ENOUGH_REPLICAS', message: 'not written' });
+      fake.produceGate = gate;
+      const producer = clientFor(fake).producer({ lingerMs: 0, batchBytesMax: 200, requestTimeoutMs: 300, deliveryTimeoutMs: 1100 });
+      await producer.connect();
+      const first = producer.send({ topic, messages: [{ value: `0${value}` }] });
+      await waitFor('batch 0 at the broker', () => fake.produced.some((p) => p.topic === topic));
+      await new Promise((r) => setTimeout(r, 800));
+      if (batch0Written) fake.scriptProduceError(topic, 0, { code: 'NOT_LEADER_OR_FOLLOWER', message: 'moving' });
+      const second = producer.send({ topic, messages: [{ value: `1${value}` }] });
+      await assert.rejects(first, /REQUEST_TIMED_OUT|NOT_ENOUGH_REPLICAS/);
+      fake.produceGate = undefined;
+      release();
+      const acks = await second;
+      const sent = fake.produced.filter((p) => p.topic === topic).map((p) => [p.header.producerEpoch, p.header.baseSequence]);
+      await producer.disconnect();
+      return { acks: acks[0]!.baseOffset, epoch: sent.length > 0 ? sent[sent.length - 1]![0]! : -1 };
+    }
+    // Batch 0 was written: batch 1 (epoch 0, sequence 1) is accepted as it was.
+    assert.deepEqual(await scenario('written', true), { acks: 1, epoch: 0 });
+    assert.deepEqual(values(fake.log('written', 0)).map((v) => v[0]), ['0', '1']);
+    assert.deepEqual(fake.produced.filter((p) => p.topic === 'written').map((p) => p.header.baseSequence), [0, 1, 1]);
+    // Batch 0 was not written: batch 1 as it was is out of order, so it is re-stamped (epoch 1, 0).
+    assert.deepEqual(await scenario('unwritten', false), { acks: 0, epoch: 1 });
+    assert.deepEqual(values(fake.log('unwritten', 0)).map((v) => v[0]), ['1']);
+    assert.deepEqual(fake.produced.filter((p) => p.topic === 'unwritten').map((p) => [p.header.producerEpoch, p.header.baseSequence]), [[0, 0], [0, 1], [1, 0]]);
   }));

@@ -16,6 +16,7 @@ import { TributaryError } from '../../protocol/errors.js';
 import { batchLastOffset, iterateBatches } from '../../protocol/record-batch.js';
 import { RpcConnection } from '../../protocol/transport/connection.js';
 import { freePorts, Harness, REPO_ROOT, startControllerQuorum, TRIBUTARY_BIN, type ControllerQuorum, type ManagedProcess } from './harness.js';
+import type { CutMode, TcpProxy } from './tcp-proxy.js';
 
 export interface BrokerNode {
   id: number;
@@ -31,11 +32,20 @@ export interface DataClusterOptions {
   brokers?: number;
   /** Written to a --config file for every broker (flags still set id/listen/controllers/data). */
   brokerProperties?: Record<string, string>;
+  /** Written to a --config file for every controller (e.g. broker.session.timeout.ms). */
+  controllerProperties?: Record<string, string>;
+  /**
+   * Each broker reaches each controller through its own TcpProxy, so a test can cut one broker
+   * off from the controllers only (cutControllers / healControllers). Default false.
+   */
+  proxiedControllers?: boolean;
 }
 
 /** 3 controllers + N brokers, separate OS processes on loopback, in one Harness. */
 export class DataCluster {
   readonly brokers = new Map<number, BrokerNode>();
+  /** Broker id → the proxies it dials to reach the controllers (with proxiedControllers). */
+  readonly controllerLinks = new Map<number, TcpProxy[]>();
   private readonly connections: RpcConnection[] = [];
 
   constructor(
@@ -88,6 +98,17 @@ export class DataCluster {
     await Promise.all(this.brokerIds.map((id) => this.start(id)));
   }
 
+  /** Cut broker `id` off from every controller (its links to other brokers and clients stay). */
+  cutControllers(id: number, mode: CutMode = 'drop'): void {
+    const links = this.controllerLinks.get(id);
+    if (links === undefined) throw new Error(`broker ${id} does not reach the controllers through proxies (proxiedControllers)`);
+    for (const link of links) link.cut(mode);
+  }
+
+  healControllers(id: number): void {
+    for (const link of this.controllerLinks.get(id) ?? []) link.restore();
+  }
+
   diagnostics(lines = 40): string {
     return `temp dir ${this.harness.root}\n${this.harness.diagnostics(lines)}`;
   }
@@ -101,7 +122,7 @@ export class DataCluster {
 export async function startDataCluster(harness: Harness, options: DataClusterOptions = {}): Promise<DataCluster> {
   const count = options.brokers ?? 3;
   const host = '127.0.0.1';
-  const quorum = await startControllerQuorum(harness, { count: 3 });
+  const quorum = await startControllerQuorum(harness, { count: 3, ...(options.controllerProperties !== undefined ? { properties: options.controllerProperties } : {}) });
   const cluster = new DataCluster(harness, quorum);
   let configFile: string | undefined;
   if (options.brokerProperties !== undefined) {
@@ -113,7 +134,20 @@ export async function startDataCluster(harness: Harness, options: DataClusterOpt
     const id = i + 1;
     const port = ports[i]!;
     const dataDir = harness.dir(`broker-${id}`);
-    const args = ['broker', '--id', String(id), '--listen', `${host}:${port}`, '--controllers', quorum.votersString, '--data', dataDir];
+    let controllers = quorum.votersString;
+    if (options.proxiedControllers === true) {
+      const links: TcpProxy[] = [];
+      const voters: string[] = [];
+      for (const cid of quorum.ids) {
+        const node = quorum.node(cid);
+        const link = await harness.proxy({ host: node.host, port: node.port }, `broker-${id}→controller-${cid}`);
+        links.push(link);
+        voters.push(`${cid}@${link.address}`);
+      }
+      cluster.controllerLinks.set(id, links);
+      controllers = voters.join(',');
+    }
+    const args = ['broker', '--id', String(id), '--listen', `${host}:${port}`, '--controllers', controllers, '--data', dataDir];
     if (configFile !== undefined) args.push('--config', configFile);
     const proc = harness.spawn({ name: `broker-${id}`, args, dataDir, health: { host, port } });
     cluster.brokers.set(id, { id, host, port, url: `ws://${host}:${port}`, dataDir, process: proc });

@@ -11,7 +11,7 @@ import http from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { waitFor } from '../../common/wait.js';
-import type { PartitionDescription, Producer } from '../../client/index.js';
+import type { Consumer, PartitionDescription, Producer } from '../../client/index.js';
 import type { ControllerChannel } from '../../client/controller-channel.js';
 import { ApiKey } from '../../protocol/api-keys.js';
 import { batchLastOffset, batchLeaderEpoch, decodeBatchRecords, iterateBatches } from '../../protocol/record-batch.js';
@@ -342,3 +342,80 @@ export function metricValue(text: string, name: string, labels: Record<string, s
 // ---- figures ----------------------------------------------------------------------------------
 
 export { percentile } from '../../bench/stats.js';
+
+// ---- checks shared by the failover suites ----------------------------------------------------
+
+/**
+ * After a load stopped: every replica of each of its partitions identical (served and on disk) and
+ * each partition's log exactly what the load acked (checkPartitionLog). Returns the problems
+ * (empty when none) and each partition's final records.
+ */
+export async function checkAckedLogs(cluster: DataCluster, view: ControllerView, load: ContinuousLoad): Promise<{ problems: string[]; logs: Map<number, LogRecord[]> }> {
+  await view.waitFullIsr(load.topic, 30_000);
+  const problems: string[] = [];
+  const logs = new Map<number, LogRecord[]>();
+  for (const p of load.partitions) {
+    const { bytes, end } = await assertReplicasIdentical(cluster, view, load.topic, p);
+    const records = recordsOf(bytes);
+    if (records.length !== end) problems.push(`${load.topic}-${p}: ${records.length} records in the leader's batches, high watermark ${end}`);
+    for (const problem of checkPartitionLog(load, p, records)) problems.push(`${load.topic}-${p}: ${problem}`);
+    logs.set(p, records);
+  }
+  return { problems, logs };
+}
+
+/**
+ * A consumer reading a topic from the beginning in the background, as a user would, keeping what
+ * it got by partition and offset; stop() ends it and says whether its iterator ever threw.
+ */
+export class BackgroundReader {
+  /** partition → offset → value. */
+  readonly got = new Map<number, Map<number, string | null>>();
+  readonly problems: string[] = [];
+  private error: unknown;
+  private loop: Promise<void> | undefined;
+  private stopping = false;
+
+  constructor(private readonly consumer: Consumer) {}
+
+  async start(topic: string): Promise<void> {
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [topic], fromBeginning: true });
+    this.loop = (async () => {
+      try {
+        for await (const m of this.consumer) {
+          let byOffset = this.got.get(m.partition);
+          if (byOffset === undefined) this.got.set(m.partition, (byOffset = new Map()));
+          if (byOffset.has(m.offset)) this.problems.push(`partition ${m.partition} offset ${m.offset} delivered twice`);
+          byOffset.set(m.offset, m.value === null ? null : m.value.toString('utf8'));
+        }
+      } catch (error) {
+        if (!this.stopping) this.error = error;
+      }
+    })();
+  }
+
+  count(partition: number): number {
+    return this.got.get(partition)?.size ?? 0;
+  }
+
+  /** Until every ack of `load` has been read (at its offset, with its value). */
+  async waitForAcks(load: ContinuousLoad, timeoutMs: number): Promise<void> {
+    await waitFor(`the background consumer to read all ${load.ackCount} acked records`, () => {
+      if (this.error !== undefined) throw this.error;
+      return load.acks.every((a) => this.got.get(a.partition)?.has(a.offset) === true);
+    }, { timeoutMs, intervalMs: 50 });
+    for (const a of load.acks) {
+      const v = this.got.get(a.partition)!.get(a.offset);
+      if (v !== a.value) this.problems.push(`consumer read ${JSON.stringify(v)} at ${a.partition}:${a.offset}, acked ${a.value}`);
+    }
+  }
+
+  /** Stop; returns the error its iterator threw, if any. */
+  async stop(): Promise<unknown> {
+    this.stopping = true;
+    await this.consumer.disconnect();
+    await this.loop;
+    return this.error;
+  }
+}

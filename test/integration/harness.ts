@@ -243,7 +243,7 @@ export class ManagedProcess {
   }
 
   /** Until GET /healthz answers 200; fails at once (with the log tail) if the process exits. */
-  async waitHealthy(timeoutMs = 10_000): Promise<void> {
+  async waitHealthy(timeoutMs = 30_000): Promise<void> {
     const health = this.spec.health;
     if (health === undefined) throw new Error(`${this.name} has no health endpoint`);
     const deadline = Date.now() + timeoutMs;

@@ -367,3 +367,23 @@ test('batches read from a compacted log pass the log checks after restart (recov
   assert.ok(expected.some((b) => batchRecordCount(b) < readBatchHeader(b).lastOffsetDelta + 1), 'some batch has fewer records than offsets');
   log.close();
 });
+
+test('segments the cleaner empties entirely are skipped by reads, also after reopen', (t) => {
+  const log0 = openLog(tempDir(t), { ...COMPACT, segmentBytes: 100 }); // one segment per run: nothing merges
+  let log = log0;
+  fill(log, [[['a', '1'], ['b', '1']], [['a', '2'], ['b', '2']], [['a', '3'], ['b', '3']]], 1);
+  log.appendAsLeader(keyedBatch([['c', '1']]), 0);
+  log.highWatermark = log.logEndOffset;
+  cleanLog(log, T0);
+  assert.deepEqual(log.closedSegments().map((s) => s.sizeBytes === 0), [true, true, false]);
+  for (let pass = 0; pass < 2; pass++) {
+    for (let offset = 0; offset < log.logEndOffset; offset++) {
+      assert.equal(readRecords(log, offset)[0]!.offset, Math.max(offset, 4), `read at ${offset}`);
+      assert.ok(batchLastOffset(readAllBatches(log, offset, 1, true)[0]!) >= offset);
+    }
+    assert.deepEqual(readRecords(log).map((r) => r.value), ['3', '3', '1']);
+    log.close();
+    log = openLog(log.dir, { ...COMPACT, segmentBytes: 100 });
+  }
+  log.close();
+});
