@@ -173,8 +173,10 @@ export class Consumer {
   /** Set when subscribe() is called with a groupId. */
   private readonly group: GroupMembership | undefined;
   private groupReset: OffsetReset = 'latest';
-  /** The record handed out last and not yet processed (groups only). */
-  private handed: { a: Assignment; offset: number; seeks: number } | undefined;
+  /** The record handed out last and not yet processed (groups only; three fields, no allocation per record). */
+  private handed: Assignment | undefined;
+  private handedOffset = 0;
+  private handedSeeks = 0;
   private processedWaiters: Array<() => void> = [];
   private lastPollMs = performance.now();
   /** Paused partitions (`topic\0partition`) and whole topics (`topic\0*`). */
@@ -419,9 +421,11 @@ export class Consumer {
   // ---- handing out ---------------------------------------------------------------------------
 
   private next(): Promise<IteratorResult<ConsumedMessage>> {
-    this.markProcessed();
-    this.lastPollMs = performance.now();
-    this.group?.polled();
+    if (this.group !== undefined) {
+      this.markProcessed();
+      this.lastPollMs = performance.now();
+      this.group.polled();
+    }
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const item = this.take();
     if (item !== undefined) return Promise.resolve({ done: false, value: item });
@@ -446,7 +450,11 @@ export class Consumer {
         this.waitingForRoom = false;
         this.schedulePump();
       }
-      if (this.group !== undefined) this.handed = { a: item.assignment, offset: item.message.offset, seeks: item.assignment.seeks };
+      if (this.group !== undefined) {
+        this.handed = item.assignment;
+        this.handedOffset = item.message.offset;
+        this.handedSeeks = item.assignment.seeks;
+      }
       return item.message;
     }
     this.schedulePump();
@@ -458,7 +466,7 @@ export class Consumer {
       const item = this.take();
       if (item === undefined) return;
       // The poll deadline (maxPollIntervalMs) counts from when the application got the record.
-      this.lastPollMs = performance.now();
+      if (this.group !== undefined) this.lastPollMs = performance.now();
       this.waiters.shift()!.resolve({ done: false, value: item });
     }
   }
@@ -796,7 +804,7 @@ export class Consumer {
       ownedStates: () => [...this.assignments.values()],
       waitProcessed: (parts, timeoutMs) =>
         new Promise<boolean>((resolve) => {
-          const busy = () => this.handed !== undefined && parts.includes(this.handed.a);
+          const busy = () => this.handed !== undefined && parts.includes(this.handed);
           if (!busy()) return resolve(true);
           const timer = setTimeout(() => {
             this.processedWaiters = this.processedWaiters.filter((w) => w !== check);
@@ -817,10 +825,10 @@ export class Consumer {
 
   /** The record handed out last is done with: its partition may commit past it. */
   private markProcessed(): void {
-    const h = this.handed;
-    if (h === undefined) return;
+    const a = this.handed;
+    if (a === undefined) return;
     this.handed = undefined;
-    if (h.a.seeks === h.seeks) h.a.processed = h.offset + 1;
+    if (a.seeks === this.handedSeeks) a.processed = this.handedOffset + 1;
     this.notifyProcessed();
   }
 
