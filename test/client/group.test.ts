@@ -291,3 +291,27 @@ test('group: a revoke waits for the record being processed, then commits past it
     await running;
     await b.stop();
   }));
+
+test('group: a group.revoked listener runs (and is awaited) before the revoked partitions are committed', () =>
+  withFake(1, async (fake, t) => {
+    fake.createTopic('orders', 2);
+    await produce(t, 'orders', 1, ['x']);
+    const a = await new Reader(t, { groupId: 'g', autoCommitIntervalMs: 60_000 }).start(['orders']);
+    await waitFor('x read', () => a.values(1).includes('x'));
+    const memberA = a.consumer.groupMember()!.memberId;
+    const order: string[] = [];
+    let finish!: () => void;
+    a.consumer.on('group.revoked', async (e) => {
+      order.push(`revoked ${e.partitions.map((p) => p.partition).join(',')} (commits so far: ${commitsOf(fake.coordinator.events, memberA).length})`);
+      await new Promise<void>((resolve) => (finish = resolve));
+      order.push('listener done');
+    });
+    a.consumer.on('group.committed', (e) => void order.push(`committed ${e.offsets.map((o) => `${o.partition}@${o.offset}`).join(',')}`));
+    const b = await new Reader(t, { groupId: 'g' }).start(['orders']);
+    await waitFor('the listener to start', () => order.length === 1);
+    assert.equal(commitsOf(fake.coordinator.events, memberA).length, 0, 'nothing committed while the listener runs');
+    finish();
+    await waitFor('B owns partition 1', () => b.consumer.groupMember()!.assignment.some((p) => p.partition === 1));
+    assert.deepEqual(order, ['revoked 1 (commits so far: 0)', 'listener done', 'committed 1@1']);
+    await Promise.all([a.stop(), b.stop()]);
+  }));
