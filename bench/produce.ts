@@ -12,7 +12,7 @@
  * ../shared/bench/peer.sh, and its lines are passed through as they are.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,7 +47,43 @@ async function freeBasePort(): Promise<number> {
 export interface LocalCluster {
   bootstrap: string;
   controllers: string;
+  /** Process id of `tributary cluster up` (its children are the brokers and controllers). */
+  pid: number | undefined;
   stop(): Promise<void>;
+}
+
+/** CPU seconds (user + system) used so far, by role: this process, brokers, controllers. */
+export interface CpuSample {
+  client: number;
+  brokers: number;
+  controllers: number;
+}
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
+
+/**
+ * Read from /proc (Linux only; zeros elsewhere) so a run can say what a message costs in CPU,
+ * a figure much less disturbed by other load on the machine than the throughput is.
+ */
+export function sampleCpu(clusterPid: number | undefined): CpuSample {
+  const usage = process.cpuUsage();
+  const sample: CpuSample = { client: (usage.user + usage.system) / 1e6, brokers: 0, controllers: 0 };
+  if (clusterPid === undefined || !existsSync('/proc/self/stat')) return sample;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) !== clusterPid) continue; // ppid
+      const seconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S; // utime + stime
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
+      if (cmdline.includes('\0broker\0')) sample.brokers += seconds;
+      else if (cmdline.includes('\0controller\0')) sample.controllers += seconds;
+    } catch {
+      // the process exited meanwhile
+    }
+  }
+  return sample;
 }
 
 export async function startLocalCluster(dataDir: string): Promise<LocalCluster> {
@@ -71,6 +107,7 @@ export async function startLocalCluster(dataDir: string): Promise<LocalCluster> 
   return {
     bootstrap: `ws://127.0.0.1:${basePort}`,
     controllers: [1, 2, 3].map((i) => `${i}@127.0.0.1:${basePort + 2 * (i - 1) + 1}`).join(','),
+    pid: child.pid,
     stop: () =>
       new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
@@ -185,7 +222,10 @@ export async function produceBench(args: BenchArgs): Promise<void> {
     for (const bytes of sizes) {
       const topic = `bench-${bytes}-${process.pid}`;
       await admin.createTopics([{ topic, partitions, replicationFactor: 3, config: { 'min.insync.replicas': '2' } }]);
+      const cpuBefore = sampleCpu(cluster.pid);
       const peak = await produceFor(t, topic, bytes, seconds, window);
+      const cpuAfter = sampleCpu(cluster.pid);
+      const cpuUsPerMsg = (role: keyof CpuSample) => +(((cpuAfter[role] - cpuBefore[role]) * 1e6) / Math.max(1, peak.acked)).toFixed(1);
       const consumeRate = await consumeAll(t, topic, peak.acked);
       peak.latenciesMs.sort((a, b) => a - b);
       const msgsPerSec = Math.round(peak.acked / peak.seconds);
@@ -194,6 +234,7 @@ export async function produceBench(args: BenchArgs): Promise<void> {
         msgs_per_s: msgsPerSec, mb_per_s: +((peak.acked * bytes) / peak.seconds / 1048576).toFixed(1),
         p50_ms: quantile(peak.latenciesMs, 0.5), p99_ms: quantile(peak.latenciesMs, 0.99), max_ms: +(peak.latenciesMs.at(-1) ?? 0).toFixed(2),
         acked: peak.acked, failed: peak.failed, consume_msgs_per_s: consumeRate,
+        cpu_us_per_msg: { client: cpuUsPerMsg('client'), brokers: cpuUsPerMsg('brokers'), controllers: cpuUsPerMsg('controllers') },
       }) + '\n');
       if (rateHalf) {
         const rate = Math.max(1, Math.floor(msgsPerSec / 2));
