@@ -435,11 +435,14 @@ export class ReplicaManager {
     const deadline = this.clock.monotonicMs() + request.maxWaitMs;
     let first = true;
     for (;;) {
-      const { response, bytes, waitable } = this.readFetch(request, first);
+      const { response, bytes, waitable, highWatermarkNews } = this.readFetch(request, first);
       first = false;
       const remaining = deadline - this.clock.monotonicMs();
-      if (bytes >= Math.max(1, request.minBytes) || remaining <= 0 || waitable.length === 0 || signal.aborted || this.closed) {
-        if (isFollower) this.metrics.followerFetchRequests.inc();
+      if (bytes >= Math.max(1, request.minBytes) || highWatermarkNews || remaining <= 0 || waitable.length === 0 || signal.aborted || this.closed) {
+        if (isFollower) {
+          this.metrics.followerFetchRequests.inc();
+          this.noteHighWatermarksSent(request.replicaId, response);
+        }
         else this.metrics.consumerFetchRequests.inc({ served_by: this.servedBy(request) });
         if (remaining <= 0) this.finalizeMinOffset(request, response);
         return response;
@@ -460,6 +463,15 @@ export class ReplicaManager {
         });
       } finally {
         this.fetchesWaiting--;
+      }
+    }
+  }
+
+  private noteHighWatermarksSent(replicaId: number, response: FetchResponse): void {
+    for (const t of response.responses) {
+      for (const p of t.partitions) {
+        if (p.errorCode !== 0 || p.highWatermark < 0) continue;
+        this.partitions.get(`${t.topic}-${p.partitionIndex}`)?.leaderState?.onHighWatermarkSent(replicaId, p.highWatermark);
       }
     }
   }
@@ -492,8 +504,14 @@ export class ReplicaManager {
     });
   }
 
-  private readFetch(request: FetchRequest, first: boolean): { response: FetchResponse; bytes: number; waitable: Partition[] } {
+  /**
+   * One pass over the requested partitions. `highWatermarkNews`: some partition's high watermark
+   * moved past what this follower was last told, so the fetch answers now even without records
+   * (a follower serving read-your-writes must not wait for replica.fetch.wait.max.ms to learn it).
+   */
+  private readFetch(request: FetchRequest, first: boolean): { response: FetchResponse; bytes: number; waitable: Partition[]; highWatermarkNews: boolean } {
     const isFollower = request.replicaId >= 0;
+    let highWatermarkNews = false;
     let bytes = 0;
     let budget = request.maxBytes;
     const waitable: Partition[] = [];
@@ -525,6 +543,7 @@ export class ReplicaManager {
               }
             }
             if (first && part.leaderState!.onFollowerFetch(request.replicaId, rp.fetchOffset, log.logEndOffset, this.clock.monotonicMs())) this.onHighWatermarkMoved(part);
+            if (part.leaderState!.followerMissesHighWatermark(request.replicaId)) highWatermarkNews = true;
             maxOffset = log.logEndOffset;
           } else {
             if (part.isLeader && !this.link.hasLease()) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} has no valid lease; it cannot serve ${part.key} as leader`);
@@ -557,7 +576,7 @@ export class ReplicaManager {
         return out;
       }),
     }));
-    return { response: { throttleTimeMs: 0, responses }, bytes, waitable };
+    return { response: { throttleTimeMs: 0, responses }, bytes, waitable, highWatermarkNews };
   }
 
   // --- Offsets ------------------------------------------------------------------------------

@@ -26,6 +26,12 @@ export interface FollowerProgress {
   lastCaughtUpTimeMs: number;
   /** The leader's log end offset when this follower last fetched. */
   leaderEndOffsetAtLastFetch: number;
+  /**
+   * The high watermark in the last fetch response sent to this follower (-1: none yet). A parked
+   * fetch of a follower that has not seen the current one is answered at once, so followers learn
+   * a new high watermark promptly (Kafka completes a delayed follower fetch when the HW moves).
+   */
+  highWatermarkSent: number;
 }
 
 export interface AcksWaiter {
@@ -74,7 +80,7 @@ export class LeaderState {
     for (const id of options.replicas) {
       if (id === options.localBrokerId) continue;
       // Followers start as caught up "now": a new leader gives every ISR member a full lag window.
-      this.followers.set(id, { brokerId: id, logEndOffset: -1, lastFetchTimeMs: options.nowMs, lastCaughtUpTimeMs: options.nowMs, leaderEndOffsetAtLastFetch: -1 });
+      this.followers.set(id, { brokerId: id, logEndOffset: -1, lastFetchTimeMs: options.nowMs, lastCaughtUpTimeMs: options.nowMs, leaderEndOffsetAtLastFetch: -1, highWatermarkSent: -1 });
     }
   }
 
@@ -107,6 +113,18 @@ export class LeaderState {
     f.lastFetchTimeMs = nowMs;
     f.leaderEndOffsetAtLastFetch = leaderLogEndOffset;
     return this.maybeAdvanceHighWatermark(leaderLogEndOffset);
+  }
+
+  /** True when `brokerId`'s last fetch response carried an older high watermark than the current one. */
+  followerMissesHighWatermark(brokerId: number): boolean {
+    const f = this.followers.get(brokerId);
+    return f !== undefined && f.highWatermarkSent < this.highWatermark;
+  }
+
+  /** A fetch response carrying `highWatermark` goes to follower `brokerId`. */
+  onHighWatermarkSent(brokerId: number, highWatermark: number): void {
+    const f = this.followers.get(brokerId);
+    if (f !== undefined && highWatermark > f.highWatermarkSent) f.highWatermarkSent = highWatermark;
   }
 
   /** After a local append (or whenever the ISR changes): recompute. True when the HW moved. */

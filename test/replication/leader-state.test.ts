@@ -79,3 +79,21 @@ test('leadership ending hands every waiter back', () => {
   for (const w of s.drainWaiters()) w.fail('NOT_LEADER_OR_FOLLOWER');
   assert.deepEqual(log.sort(), ['1:NOT_LEADER_OR_FOLLOWER', '3:NOT_LEADER_OR_FOLLOWER']);
 });
+
+test('a follower misses the high watermark until a fetch response carrying it was sent to that follower', () => {
+  const s = leader();
+  assert.equal(s.followerMissesHighWatermark(2), true, 'never told anything yet');
+  s.onHighWatermarkSent(2, 0);
+  assert.equal(s.followerMissesHighWatermark(2), false);
+  s.onFollowerFetch(2, 5, 5, 1);
+  s.onFollowerFetch(3, 5, 5, 1);
+  assert.equal(s.highWatermark, 5);
+  assert.equal(s.followerMissesHighWatermark(2), true);
+  assert.equal(s.followerMissesHighWatermark(3), true);
+  s.onHighWatermarkSent(2, 5);
+  assert.equal(s.followerMissesHighWatermark(2), false, 'told');
+  assert.equal(s.followerMissesHighWatermark(3), true, 'each follower on its own');
+  s.onHighWatermarkSent(2, 3); // an older response never moves it back
+  assert.equal(s.followerMissesHighWatermark(2), false);
+  assert.equal(s.followerMissesHighWatermark(4), false, 'not a follower');
+});
