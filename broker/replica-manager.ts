@@ -470,6 +470,7 @@ export class ReplicaManager {
       if (bytes >= Math.max(1, request.minBytes) || highWatermarkNews || remaining <= 0 || waitable.length === 0 || signal.aborted || this.closed) {
         if (isFollower) {
           this.metrics.followerFetchRequests.inc();
+          this.omitQuietPartitions(request.replicaId, response);
           this.noteHighWatermarksSent(request.replicaId, response);
         }
         else this.metrics.consumerFetchRequests.inc({ served_by: this.servedBy(request) });
@@ -494,6 +495,33 @@ export class ReplicaManager {
         this.fetchesWaiting--;
       }
     }
+  }
+
+  /**
+   * A follower's fetch answer leaves out the partitions with nothing to tell it: no records, no
+   * error, no divergence, and no high watermark it has not seen. A follower fetch carries every
+   * partition the two brokers share, and an append to any one of them answers it, so without
+   * this each answer (and the follower's handling of it) cost as much as all the partitions, not
+   * as much as those that changed. Our fetchers read a missing partition as "nothing new"
+   * (Kafka's incremental fetch sessions, KIP-227, have the same effect). Consumer answers keep
+   * every partition, as in Kafka: an empty answer is how a reader learns the high watermark.
+   */
+  private omitQuietPartitions(replicaId: number, response: FetchResponse): void {
+    let omitted = false;
+    for (const t of response.responses) {
+      const kept = t.partitions.filter(
+        (p) =>
+          p.errorCode !== 0 ||
+          (p.records !== null && p.records.length > 0) ||
+          p.divergingEpoch !== undefined ||
+          this.partitions.get(`${t.topic}-${p.partitionIndex}`)?.leaderState?.followerMissesHighWatermark(replicaId) !== false,
+      );
+      if (kept.length !== t.partitions.length) {
+        t.partitions = kept;
+        omitted = true;
+      }
+    }
+    if (omitted) response.responses = response.responses.filter((t) => t.partitions.length > 0);
   }
 
   private noteHighWatermarksSent(replicaId: number, response: FetchResponse): void {

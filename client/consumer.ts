@@ -29,7 +29,7 @@ import { ApiKey } from '../protocol/api-keys.js';
 import { ERRORS, TributaryError, errorNameOf } from '../protocol/errors.js';
 import type { FetchRequest, FetchResponse, ListOffsetsRequest } from '../protocol/index.js';
 import { EARLIEST_TIMESTAMP, LATEST_TIMESTAMP } from '../protocol/apis/list-offsets.js';
-import { batchLastOffset, decodeBatchRecords, iterateBatches } from '../protocol/record-batch.js';
+import { batchLastOffset, decodeBatchRecords, iterateBatches, readBatchHeader } from '../protocol/record-batch.js';
 import { Cluster, backoffMs, needsMetadataRefresh, type ClusterOptions, type RetryOptions } from './cluster.js';
 import { positiveInt, nonNegativeInt } from '../protocol/options.js';
 import { GroupMembership, type GroupEventName, type GroupHost, type GroupListener, type OwnedPartition, type TopicPartition } from './group-membership.js';
@@ -106,6 +106,8 @@ export interface ConsumerContext {
 const MiB = 1024 * 1024;
 /** Upper bound of one Fetch response's records, whatever the prefetch room (frames stop at 64 MiB). */
 const FETCH_BYTES_MAX = 32 * MiB;
+/** Lower bound of what a Fetch asks for when the message room is nearly used up. */
+const FETCH_BYTES_MIN = 64 * 1024;
 
 class Assignment {
   /** Next offset to fetch; undefined = to be reset by ListOffsets. */
@@ -181,6 +183,10 @@ export class Consumer {
   private lastPollMs = performance.now();
   /** Paused partitions (`topic\0partition`) and whole topics (`topic\0*`). */
   private readonly paused = new Set<string>();
+  /** Record-batch bytes per message handed out, as seen so far (0 until the first records). */
+  private wireBytesPerMessage = 0;
+  /** Rotates where each Fetch's partition list starts, so a byte budget never starves the same partitions. */
+  private fetchRotation = 0;
 
   constructor(context: ConsumerContext, options: ConsumerOptions = {}) {
     this.groupId = options.groupId;
@@ -578,9 +584,20 @@ export class Consumer {
   }
 
   private async fetchFrom(brokerId: number, list: Assignment[]): Promise<void> {
+    if (list.length > 1) {
+      const start = this.fetchRotation++ % list.length;
+      list = [...list.slice(start), ...list.slice(0, start)];
+    }
     this.busyBrokers.add(brokerId);
     const generations = list.map((a) => a.generation);
-    const roomBytes = Math.max(1, Math.min(FETCH_BYTES_MAX, this.prefetchBytesMax - this.bufferedBytes));
+    // Ask for what the buffer can take by messages as well as by bytes: records past
+    // prefetchMessagesMax are dropped and fetched again, so with many partitions (each allowed
+    // partitionMaxBytes) asking by bytes alone moved and decoded far more than was kept.
+    let roomBytes = Math.max(1, Math.min(FETCH_BYTES_MAX, this.prefetchBytesMax - this.bufferedBytes));
+    if (this.wireBytesPerMessage > 0) {
+      const byMessages = Math.ceil((this.prefetchMessagesMax - this.bufferedCount) * this.wireBytesPerMessage);
+      roomBytes = Math.min(roomBytes, Math.max(FETCH_BYTES_MIN, byMessages));
+    }
     const topics: FetchRequest['topics'] = [];
     const byTopic = new Map<string, FetchRequest['topics'][number]>();
     const fromFollower: boolean[] = [];
@@ -679,6 +696,21 @@ export class Consumer {
 
   /** Move records at or past the position into the buffer, as far as the bounds allow. */
   private accept(a: Assignment, records: Uint8Array): void {
+    let firstOffset = -1;
+    let nextOffset = -1;
+    for (const { pos } of iterateBatches(records)) {
+      if (firstOffset < 0) firstOffset = readBatchHeader(records, pos).baseOffset;
+      nextOffset = batchLastOffset(records, pos) + 1;
+    }
+    if (nextOffset > firstOffset && firstOffset >= 0) {
+      // Moving average of batch bytes per offset (batches carry framing beyond the values).
+      const sample = records.byteLength / (nextOffset - firstOffset);
+      this.wireBytesPerMessage = this.wireBytesPerMessage === 0 ? sample : this.wireBytesPerMessage * 0.8 + sample * 0.2;
+    }
+    this.acceptBatches(a, records);
+  }
+
+  private acceptBatches(a: Assignment, records: Uint8Array): void {
     for (const { pos } of iterateBatches(records)) {
       const lastOffset = batchLastOffset(records, pos);
       if (lastOffset < a.position!) continue;

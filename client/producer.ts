@@ -165,6 +165,8 @@ class Batch {
   attempts = 0;
   deadlineMs = Infinity;
   lingerTimer: NodeJS.Timeout | undefined;
+  /** Its linger passed while the partition had no room in flight: the sender closes it when a slot frees. */
+  lingered = false;
   lastError: TributaryError | undefined;
 
   constructor(readonly queue: PartitionQueue) {}
@@ -501,13 +503,25 @@ export class Producer {
 
   private static onLinger(this: void, producer: Producer, batch: Batch): void {
     batch.lingerTimer = undefined;
-    if (batch.queue.open === batch) producer.closeBatch(batch.queue);
+    if (batch.queue.open === batch) producer.closeLingered(batch.queue);
   }
 
   private static onLingerZero(this: void, producer: Producer): void {
     producer.lingerZeroScheduled = false;
-    for (const q of producer.lingerZero) if (q.open !== undefined) producer.closeBatch(q);
+    for (const q of producer.lingerZero) if (q.open !== undefined) producer.closeLingered(q);
     producer.lingerZero.clear();
+  }
+
+  /**
+   * The open batch of `q` lingered long enough. If the partition could send it now, close it;
+   * if it could not (maxInFlightPerPartition batches in flight, or closed ones already waiting),
+   * keep it open so records keep joining it until the sender has a slot, as Kafka's accumulator
+   * does: under load batches grow instead of queueing up small, and every Produce, follower
+   * fetch and ack that a batch costs is paid for more records.
+   */
+  private closeLingered(q: PartitionQueue): void {
+    if (q.ready.length === 0 && q.inflight.size < this.maxInFlightPerPartition) this.closeBatch(q);
+    else q.open!.lingered = true;
   }
 
   /** Close the open batch of `q`: encode it (stamping the sequence) and queue it for sending. */
@@ -582,6 +596,7 @@ export class Producer {
       const byBroker = new Map<number, { batches: Batch[]; leaderEpochs: number[] }>();
       for (const byPartition of this.queues.values()) {
         for (const q of byPartition.values()) {
+          if (q.open?.lingered === true && q.ready.length === 0 && q.inflight.size < this.maxInFlightPerPartition && q.retryAtMs <= now) this.closeBatch(q);
           if (q.ready.length === 0) continue;
           // Batches whose delivery deadline passed while waiting fail here.
           while (q.ready.length > 0 && q.ready[0]!.deadlineMs <= now) {

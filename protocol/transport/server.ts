@@ -91,6 +91,9 @@ class ServerConnection {
   readonly abort = new AbortController();
   /** Called by ws after each response frame is written; one per connection, not per request. */
   readonly afterWrite: (error?: Error) => void;
+  /** The TCP socket under the WebSocket (ws keeps it in `_socket`), for cork/uncork. */
+  private readonly socket: Duplex | undefined;
+  private corked = false;
 
   constructor(
     readonly id: number,
@@ -98,6 +101,7 @@ class ServerConnection {
     readonly remoteAddress: string,
     private readonly outboundBytesMax: number,
   ) {
+    this.socket = (ws as unknown as { _socket?: Duplex })._socket;
     this.afterWrite = () => {
       if (this.paused && this.ws.bufferedAmount <= this.outboundBytesMax / 2) {
         this.paused = false;
@@ -110,8 +114,22 @@ class ServerConnection {
     return this.abort.signal.aborted;
   }
 
+  private static uncork(this: void, connection: ServerConnection): void {
+    connection.corked = false;
+    connection.socket?.uncork();
+  }
+
   send(bytes: Buffer): void {
     if (this.closed) return;
+    if (!this.corked) {
+      // Responses finished in the same run of microtasks (say every acks=all produce the high
+      // watermark just released) go out in one writev instead of one syscall each: the socket
+      // stays corked until the tick queue runs, right after those microtasks. ws corks around
+      // each frame itself; cork nests, so its uncork leaves ours in place.
+      this.corked = true;
+      this.socket?.cork();
+      process.nextTick(ServerConnection.uncork, this);
+    }
     this.ws.send(bytes, this.afterWrite);
     if (!this.paused && this.ws.bufferedAmount > this.outboundBytesMax) {
       this.paused = true;
