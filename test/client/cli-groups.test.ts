@@ -4,29 +4,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { waitFor } from '../../common/wait.js';
+import { runCli } from './cli-run.js';
 import { FakeCluster, clientFor } from './fake-broker.js';
 
-const BIN = join(process.cwd(), 'bin', 'tributary.js');
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // Generous: several engineers' test runs share two cores.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[]) => runCli(args);
 
 test('CLI groups: consume --group resumes where the group left off; list, describe (lag), reset-offsets', async () => {
   const fake = await FakeCluster.start(2);

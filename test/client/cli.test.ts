@@ -4,36 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
+import { runCli } from './cli-run.js';
 import { FakeCluster } from './fake-broker.js';
 
-const BIN = join(process.cwd(), 'bin', 'tributary.js');
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(args: string[], options: { stdin?: string | Buffer; env?: Record<string, string> } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    // Generous: twelve CLIs start at once here, on two cores shared with other test runs.
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(options.stdin ?? '');
-  });
-}
+const run = runCli;
 
 test('CLI: topics create/list/describe/alter/delete, produce from stdin, consume --json', async () => {
   const fake = await FakeCluster.start(2);

@@ -21,9 +21,9 @@ import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../../common/wait.js';
 import type { Admin, Tributary } from '../../client/index.js';
 import { ApiKey } from '../../protocol/api-keys.js';
-import { Harness } from './harness.js';
-import { leaderEndOffset, readReplica, startDataCluster, type DataCluster } from './data-path-helpers.js';
-import { assertReplicasIdentical, ControllerView, recordsOf } from './failover-helpers.js';
+import type { Harness } from './harness.js';
+import { leaderEndOffset, readReplica, type DataCluster } from './data-path-helpers.js';
+import { assertReplicasIdentical, ControllerView, recordsOf, startFailoverSuite } from './failover-helpers.js';
 
 const UNACKED = 'diverge-leader-only-';
 
@@ -35,17 +35,7 @@ let view: ControllerView;
 
 describe('failover: divergent suffix truncated on a real restart', { timeout: 150_000 }, () => {
   before(async () => {
-    harness = new Harness('failover-divergence');
-    try {
-      cluster = await startDataCluster(harness, { brokers: 3, controllerProperties: { 'broker.session.timeout.ms': '4000' } });
-      client = cluster.client('it-diverge');
-      admin = client.admin();
-      await admin.connect();
-      view = new ControllerView(cluster.quorum.channel({ clientId: 'it-diverge-view', requestTimeoutMs: 5000 }));
-    } catch (error) {
-      process.stderr.write(`cluster start failed; temp dir ${harness.root}\n${harness.diagnostics(40)}\n`);
-      throw error;
-    }
+    ({ harness, cluster, client, admin, view } = await startFailoverSuite('failover-divergence', 'it-diverge', { brokers: 3, controllerProperties: { 'broker.session.timeout.ms': '4000' } }, (h) => (harness = h)));
   });
 
   after(async () => {

@@ -11,12 +11,13 @@ import http from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { performance } from 'node:perf_hooks';
 import { waitFor } from '../../common/wait.js';
-import type { Consumer, PartitionDescription, Producer } from '../../client/index.js';
+import type { Admin, Consumer, PartitionDescription, Producer, Tributary } from '../../client/index.js';
 import type { ControllerChannel } from '../../client/controller-channel.js';
 import { ApiKey } from '../../protocol/api-keys.js';
 import { batchLastOffset, batchLeaderEpoch, decodeBatchRecords, iterateBatches } from '../../protocol/record-batch.js';
 import type { RpcConnection } from '../../protocol/transport/connection.js';
-import { readReplica, replicaHighWatermark, segmentFiles, type DataCluster } from './data-path-helpers.js';
+import { readReplica, replicaHighWatermark, segmentFiles, startDataCluster, type DataCluster, type DataClusterOptions } from './data-path-helpers.js';
+import { Harness } from './harness.js';
 
 // ---- the load ---------------------------------------------------------------------------------
 
@@ -417,5 +418,35 @@ export class BackgroundReader {
     await this.consumer.disconnect();
     await this.loop;
     return this.error;
+  }
+}
+
+/** What a failover suite works with: a data cluster, an SDK client with a connected admin, and a view of the controller. */
+export interface FailoverSuite {
+  harness: Harness;
+  cluster: DataCluster;
+  client: Tributary;
+  admin: Admin;
+  view: ControllerView;
+}
+
+/**
+ * Start a suite's cluster (harness named `name`, SDK client id `clientId`). When the start fails,
+ * the harness's diagnostics go to stderr and the temp dir is named, then the error is rethrown;
+ * the caller's `after` still cleans up whatever was started.
+ */
+export async function startFailoverSuite(name: string, clientId: string, options: DataClusterOptions, started: (harness: Harness) => void): Promise<FailoverSuite> {
+  const harness = new Harness(name);
+  started(harness);
+  try {
+    const cluster = await startDataCluster(harness, options);
+    const client = cluster.client(clientId);
+    const admin = client.admin();
+    await admin.connect();
+    const view = new ControllerView(cluster.quorum.channel({ clientId: `${clientId}-view`, requestTimeoutMs: 5000 }));
+    return { harness, cluster, client, admin, view };
+  } catch (error) {
+    process.stderr.write(`cluster start failed; temp dir ${harness.root}\n${harness.diagnostics(40)}\n`);
+    throw error;
   }
 }

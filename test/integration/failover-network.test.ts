@@ -16,9 +16,9 @@ import { ApiKey } from '../../protocol/api-keys.js';
 import { ERRORS, errorNameOf } from '../../protocol/errors.js';
 import { buildBatch } from '../../protocol/record-batch.js';
 import type { RpcConnection } from '../../protocol/transport/connection.js';
-import { Harness } from './harness.js';
-import { readReplica, startDataCluster, type DataCluster } from './data-path-helpers.js';
-import { checkAckedLogs, ContinuousLoad, ControllerView, recordsOf } from './failover-helpers.js';
+import type { Harness } from './harness.js';
+import { readReplica, type DataCluster } from './data-path-helpers.js';
+import { checkAckedLogs, ContinuousLoad, ControllerView, recordsOf, startFailoverSuite } from './failover-helpers.js';
 
 /** Errors a leader without a lease (or a deposed one) may answer with; success fails the test. */
 const DEPOSED_ERRORS = new Set<number>([ERRORS.NOT_LEADER_OR_FOLLOWER.code, ERRORS.FENCED_LEADER_EPOCH.code, ERRORS.UNKNOWN_LEADER_EPOCH.code]);
@@ -58,17 +58,7 @@ async function fetchFrom(conn: RpcConnection, topic: string, epoch: number): Pro
 
 describe('failover: a leader cut off from the controllers only', { timeout: 150_000 }, () => {
   before(async () => {
-    harness = new Harness('failover-network');
-    try {
-      cluster = await startDataCluster(harness, { brokers: 3, proxiedControllers: true });
-      client = cluster.client('it-netcut');
-      admin = client.admin();
-      await admin.connect();
-      view = new ControllerView(cluster.quorum.channel({ clientId: 'it-netcut-view', requestTimeoutMs: 5000 }));
-    } catch (error) {
-      process.stderr.write(`cluster start failed; temp dir ${harness.root}\n${harness.diagnostics(40)}\n`);
-      throw error;
-    }
+    ({ harness, cluster, client, admin, view } = await startFailoverSuite('failover-network', 'it-netcut', { brokers: 3, proxiedControllers: true }, (h) => (harness = h)));
   });
 
   after(async () => {

@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import type { Admin, Tributary } from '../../client/index.js';
-import { Harness } from './harness.js';
-import { startDataCluster, type DataCluster } from './data-path-helpers.js';
-import { BackgroundReader, checkAckedLogs, ContinuousLoad, ControllerView } from './failover-helpers.js';
+import type { Harness } from './harness.js';
+import type { DataCluster } from './data-path-helpers.js';
+import { BackgroundReader, checkAckedLogs, ContinuousLoad, ControllerView, startFailoverSuite } from './failover-helpers.js';
 
 let harness: Harness;
 let cluster: DataCluster;
@@ -23,17 +23,7 @@ let view: ControllerView;
 
 describe('failover: rolling restart of every broker', { timeout: 180_000 }, () => {
   before(async () => {
-    harness = new Harness('failover-rolling');
-    try {
-      cluster = await startDataCluster(harness, { brokers: 3 });
-      client = cluster.client('it-rolling');
-      admin = client.admin();
-      await admin.connect();
-      view = new ControllerView(cluster.quorum.channel({ clientId: 'it-rolling-view', requestTimeoutMs: 5000 }));
-    } catch (error) {
-      process.stderr.write(`cluster start failed; temp dir ${harness.root}\n${harness.diagnostics(40)}\n`);
-      throw error;
-    }
+    ({ harness, cluster, client, admin, view } = await startFailoverSuite('failover-rolling', 'it-rolling', { brokers: 3 }, (h) => (harness = h)));
   });
 
   after(async () => {

@@ -15,9 +15,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../../common/wait.js';
 import type { Admin, Producer, Tributary } from '../../client/index.js';
-import { Harness, runCli } from './harness.js';
-import { startDataCluster, type DataCluster } from './data-path-helpers.js';
-import { assertReplicasIdentical, ControllerView, recordsOf } from './failover-helpers.js';
+import { runCli, type Harness } from './harness.js';
+import type { DataCluster } from './data-path-helpers.js';
+import { assertReplicasIdentical, ControllerView, recordsOf, startFailoverSuite } from './failover-helpers.js';
 
 const ON = 'unclean-on';
 const OFF = 'unclean-off';
@@ -41,17 +41,7 @@ interface FailoverEntry {
 
 describe('failover: unclean leader election, on and off', { timeout: 150_000 }, () => {
   before(async () => {
-    harness = new Harness('failover-unclean');
-    try {
-      cluster = await startDataCluster(harness, { brokers: 3 });
-      client = cluster.client('it-unclean');
-      admin = client.admin();
-      await admin.connect();
-      view = new ControllerView(cluster.quorum.channel({ clientId: 'it-unclean-view', requestTimeoutMs: 5000 }));
-    } catch (error) {
-      process.stderr.write(`cluster start failed; temp dir ${harness.root}\n${harness.diagnostics(40)}\n`);
-      throw error;
-    }
+    ({ harness, cluster, client, admin, view } = await startFailoverSuite('failover-unclean', 'it-unclean', { brokers: 3 }, (h) => (harness = h)));
   });
 
   after(async () => {
