@@ -16,6 +16,11 @@ export interface BrokerConfig {
   heartbeatIntervalMs: number;
   /** How long a follower's fetch waits at the leader for new records. */
   replicaFetchWaitMaxMs: number;
+  /**
+   * How long a parked follower fetch holds news of a new high watermark alone, waiting for records
+   * to carry it with (ours: replica.fetch.high.watermark.linger.ms, default 5; 0 = answer at once).
+   */
+  replicaHighWatermarkLingerMs: number;
   replicaFetchMaxBytes: number;
   /** Defaults for topics that do not set them (min.insync.replicas, segment.bytes, ...). */
   topicDefaults: Record<string, string>;
@@ -87,6 +92,7 @@ export function loadBrokerConfig(flags: BrokerFlags): BrokerConfig {
     replicaLagTimeMaxMs: intOption(props, 'replica.lag.time.max.ms', 10_000, 100, 3_600_000),
     heartbeatIntervalMs,
     replicaFetchWaitMaxMs: intOption(props, 'replica.fetch.wait.max.ms', 500, 1, 60_000),
+    replicaHighWatermarkLingerMs: intOption(props, 'replica.fetch.high.watermark.linger.ms', 5, 0, 60_000),
     replicaFetchMaxBytes: intOption(props, 'replica.fetch.max.bytes', 8 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     topicDefaults,
     producePurgatoryMax: intOption(props, 'produce.purgatory.max', 100_000, 1),
