@@ -376,10 +376,12 @@ export class Consumer {
   [Symbol.asyncIterator](): AsyncIterator<ConsumedMessage> {
     return {
       next: () => this.next(),
-      // Leaving the loop (break) counts the last record as processed, as Kafka commits the
-      // position past everything poll() returned.
+      // Leaving the loop does not count the last record as processed: JavaScript calls return()
+      // for a `throw` out of the loop body as well as for `break`, and the two cannot be told
+      // apart here, so committing past it could skip a record whose processing failed. The cost
+      // is one redelivery after a `break` (at-least-once). It no longer holds up a revocation.
       return: async () => {
-        this.markProcessed();
+        this.releaseHanded();
         return { done: true, value: undefined };
       },
     };
@@ -397,7 +399,9 @@ export class Consumer {
       try {
         await options.eachMessage(r.value);
       } catch (error) {
-        this.handed = undefined;
+        // Not processed (not committable), and no longer in processing: a revocation waiting on it
+        // goes ahead at once instead of after maxPollIntervalMs.
+        this.releaseHanded();
         throw error;
       }
     }
@@ -861,6 +865,13 @@ export class Consumer {
     if (a === undefined) return;
     this.handed = undefined;
     if (a.seeks === this.handedSeeks) a.processed = this.handedOffset + 1;
+    this.notifyProcessed();
+  }
+
+  /** The record handed out last is abandoned, not processed: its partition commits only up to before it. */
+  private releaseHanded(): void {
+    if (this.handed === undefined) return;
+    this.handed = undefined;
     this.notifyProcessed();
   }
 

@@ -315,3 +315,68 @@ test('group: a group.revoked listener runs (and is awaited) before the revoked p
     assert.deepEqual(order, ['revoked 1 (commits so far: 0)', 'listener done', 'committed 1@1']);
     await Promise.all([a.stop(), b.stop()]);
   }));
+
+test('group: a throw out of a for-await loop does not commit the record that failed; the next member of the group gets it again', () =>
+  withFake(1, async (fake, t) => {
+    fake.createTopic('jobs', 1);
+    await produce(t, 'jobs', 0, ['j0', 'j1', 'j2', 'j3']);
+    const consumer = t.consumer({ groupId: 'workers', maxWaitMs: 50 });
+    await consumer.connect();
+    await consumer.subscribe({ topics: ['jobs'], fromBeginning: true });
+    const done: string[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const m of consumer) {
+          if (m.value!.toString() === 'j2') throw new Error('processing j2 failed');
+          done.push(m.value!.toString());
+        }
+      })(),
+      /processing j2 failed/,
+    );
+    assert.deepEqual(done, ['j0', 'j1']);
+    await consumer.disconnect();
+    assert.equal(fake.coordinator.committed('workers', 'jobs', 0), 2, 'committed up to j2 (the next to process), not past it');
+
+    const next = await new Reader(t, { groupId: 'workers' }).start(['jobs']);
+    await waitFor('j2 and j3 again', () => next.seen.length >= 2);
+    assert.deepEqual(next.values(), ['j2', 'j3']);
+    await next.stop();
+  }));
+
+test('group: a record whose eachMessage throws during a revoke is released at once: the revoke commits before it and the new owner gets it', () =>
+  withFake(1, async (fake, t) => {
+    fake.createTopic('orders', 2);
+    let fail!: () => void;
+    const gate = new Promise<void>((_, reject) => (fail = () => reject(new Error('slow failed'))));
+    // maxPollIntervalMs 10 minutes: were the failed record still counted as in processing, the
+    // revoke would wait that long and B would not get partition 1 within the test's time.
+    const a = t.consumer({ groupId: 'g', maxWaitMs: 50, autoCommitIntervalMs: 60_000, maxPollIntervalMs: 600_000 });
+    const processing: string[] = [];
+    const revokedAt: number[] = [];
+    a.on('group.revoked', () => void revokedAt.push(fake.coordinator.events.length));
+    await a.connect();
+    await a.subscribe({ topics: ['orders'], fromBeginning: true });
+    const running = a.run({
+      eachMessage: async (m) => {
+        processing.push(m.value!.toString());
+        if (m.value!.toString() === 'slow') await gate;
+      },
+    });
+    await waitFor('A owns both partitions', () => a.groupMember()!.assignment.length === 2);
+    await produce(t, 'orders', 1, ['ok', 'slow']);
+    await waitFor('A is processing slow', () => processing.includes('slow'));
+    const b = new Reader(t, { groupId: 'g' });
+    await b.start(['orders']);
+    await waitFor('A was asked to give partition 1 back', () => revokedAt.length === 1);
+    const memberA = a.groupMember()!.memberId;
+    await waitFor('a heartbeat of A after the revoke', () => fake.coordinator.events.some((e, i) => i > revokedAt[0]! && e.api === 'heartbeat' && e.memberId === memberA));
+
+    fail();
+    await assert.rejects(running, /slow failed/);
+    await waitFor('B owns partition 1', () => b.consumer.groupMember()!.assignment.some((p) => p.partition === 1), { timeoutMs: 20_000 });
+    assert.equal(fake.coordinator.committed('g', 'orders', 1), 1, 'A committed up to slow, not past it');
+    await waitFor('B reads slow', () => b.values(1).includes('slow'));
+    assert.deepEqual(b.values(1), ['slow'], 'B starts at the record that failed');
+    await a.disconnect();
+    await b.stop();
+  }));
