@@ -8,7 +8,8 @@
  * The cache is refreshed on demand (`refresh()`), e.g. after NOT_LEADER_OR_FOLLOWER or
  * FENCED_LEADER_EPOCH. Refreshes are coalesced (callers during one in flight share the next one)
  * and rate-bounded: two refreshes start at least `metadataRefreshMinMs` apart, so a storm of
- * retriable errors costs one Metadata request per interval, not one per error.
+ * retriable errors costs one Metadata request per interval, not one per error. A refresh that
+ * asks for a topic not asked for before does not wait (a new producer's first send).
  */
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -118,6 +119,8 @@ export class Cluster {
   private inflight: Promise<void> | undefined;
   private queued: Promise<void> | undefined;
   private lastRefreshStartMs = -Infinity;
+  /** A topic was added to `wanted` since the last refresh started: the next one need not wait. */
+  private wantedGrew = false;
   private rotation = 0;
   private closed = false;
 
@@ -161,7 +164,11 @@ export class Cluster {
    * was requested after this call has been applied; rejects when no broker answered.
    */
   refresh(topics: Iterable<string> = []): Promise<void> {
-    for (const t of topics) this.wanted.add(t);
+    for (const t of topics) {
+      if (this.wanted.has(t)) continue;
+      this.wanted.add(t);
+      this.wantedGrew = true;
+    }
     if (this.queued !== undefined) return this.queued;
     if (this.inflight === undefined) {
       this.inflight = this.runRefresh().finally(() => {
@@ -262,9 +269,14 @@ export class Cluster {
   }
 
   private async runRefresh(): Promise<void> {
+    // The bound is for storms of retriable errors asking the same question again. A topic not
+    // asked for before is a new question: without this, the first send of a new producer (whose
+    // connect() just refreshed without topics) waited out the whole interval, ~90 ms of the
+    // default 100, and every record sent meanwhile with it.
     const waitMs = this.lastRefreshStartMs + this.options.metadataRefreshMinMs - performance.now();
-    if (waitMs > 0) await delay(waitMs);
+    if (waitMs > 0 && !this.wantedGrew) await delay(waitMs);
     this.lastRefreshStartMs = performance.now();
+    this.wantedGrew = false;
     const topics = [...this.wanted];
     const response = await this.requestAny(ApiKey.Metadata, { topics });
     this.apply(response, new Set(topics));

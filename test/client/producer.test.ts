@@ -162,6 +162,18 @@ test('a retriable error that persists fails the send after deliveryTimeoutMs wit
     await producer.disconnect();
   }));
 
+test('the first send to a topic does not wait out metadataRefreshMinMs after connect() refreshed without it', { timeout: 30_000 }, () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('t', 1);
+    // connect() has just refreshed (brokers only); the send needs the topic: a new question,
+    // asked at once. Before, it waited out the interval (here 10 min, so the test timed out).
+    const producer = clientFor(fake, { metadataRefreshMinMs: 600_000 }).producer({ acks: 'all', lingerMs: 1 });
+    await producer.connect();
+    const acks = await producer.send({ topic: 't', messages: [{ value: 'first' }] });
+    assert.deepEqual(acks, [{ topic: 't', partition: 0, baseOffset: 0 }]);
+    await producer.disconnect();
+  }));
+
 test('acks=0 resolves once written to the socket, with baseOffset -1 and no reply awaited', () =>
   withFake(1, async (fake) => {
     fake.createTopic('fire', 2);
