@@ -12,6 +12,11 @@
  *     pass it. A failed write reloads the shard from its log, so memory never runs ahead of what
  *     the log holds (the client gets a retriable COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR);
  *   - time: one timer ticks every group's session and rebalance timeouts;
+ *   - deleted topics: when a topic leaves the image, or comes back under a new topic id (deleted
+ *     and recreated between two images), every group here loses its committed offsets for it
+ *     (tombstones written, as Kafka's coordinator does on partition deletion) — else a recreated
+ *     topic's consumers would start at the old topic's offsets and skip records. A shard that
+ *     loads drops offsets of topics its image no longer has (deleted while nobody coordinated);
  *   - lag: committed offsets against partition high watermarks (local replica or ListOffsets to
  *     the leader), for ConsumerGroupDescribe and the tributary_group_* gauges.
  *
@@ -41,7 +46,7 @@ import type { BrokerMetrics } from '../metrics.js';
 import type { ReplicaManager } from '../replica-manager.js';
 import { ConsumerGroup, type CommittedOffset, type GroupConfig, type GroupRecord, type MemberRecord } from './consumer-group.js';
 import { decodeRecord, encodeRecord, OFFSETS_TOPIC, partitionForGroup, type OffsetsRecord } from './offsets-topic.js';
-import { parseTpKey, tpKey, type TopicPartitionKey } from './topic-partitions.js';
+import { parseTpKey, topicOf, tpKey, type TopicPartitionKey } from './topic-partitions.js';
 
 /** Bytes of encoded records per batch a coordinator write builds (max.message.bytes is ~1 MiB). */
 const WRITE_BATCH_BYTES_MAX = 256 * 1024;
@@ -59,6 +64,8 @@ interface Shard {
   readonly leaderEpoch: number;
   state: 'loading' | 'active';
   readonly groups: Map<string, ConsumerGroup>;
+  /** Topics deleted or recreated while the shard loaded: their offsets are dropped once it is active. */
+  readonly deletedWhileLoading: Set<string>;
 }
 
 function errorOf(error: unknown): { code: ErrorName; message: string } {
@@ -68,6 +75,9 @@ function errorOf(error: unknown): { code: ErrorName; message: string } {
 
 export class GroupCoordinator {
   private readonly shards = new Map<number, Shard>();
+  /** Topic name → topic id as of the last image, to see topics deleted (or recreated) since. */
+  private topicIds = new Map<string, string>();
+  private lastTopics: MetadataImage['topics'] | undefined;
   private readonly groupConfig: GroupConfig;
   private readonly pool: ConnectionPool;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -109,6 +119,13 @@ export class GroupCoordinator {
   /** After the replica manager reconciled to a new image: load newly led partitions, drop lost ones. */
   onImage(image: MetadataImage): void {
     if (this.closed) return;
+    const deleted: string[] = [];
+    if (image.topics !== this.lastTopics) {
+      // Images share what did not change, so most images (ISR and leader moves) skip this.
+      for (const [name, topicId] of this.topicIds) if (image.topics.get(name)?.topicId !== topicId) deleted.push(name);
+      this.topicIds = new Map([...image.topics.values()].map((t) => [t.name, t.topicId]));
+      this.lastTopics = image.topics;
+    }
     const topic = image.topics.get(OFFSETS_TOPIC);
     const led = new Map<number, number>();
     if (topic !== undefined) {
@@ -126,10 +143,37 @@ export class GroupCoordinator {
     for (const [partition, leaderEpoch] of led) {
       if (!this.shards.has(partition)) this.startLoad(partition, leaderEpoch);
     }
+    if (deleted.length === 0) return;
+    this.logger.info({ topics: deleted.slice(0, 10), count: deleted.length }, 'topics deleted or recreated; dropping their committed offsets');
+    for (const shard of this.shards.values()) {
+      if (shard.state === 'loading') for (const t of deleted) shard.deletedWhileLoading.add(t);
+      else this.deleteOffsetsOf(shard, new Set(deleted));
+    }
+  }
+
+  /**
+   * Drop every group's committed offsets for `topics` in memory and write their tombstones (a
+   * group left with no members and no offsets is deleted too). A failed write reloads the shard,
+   * whose loader drops them again for topics still missing from the image.
+   */
+  private deleteOffsetsOf(shard: Shard, topics: ReadonlySet<string>): void {
+    for (const group of [...shard.groups.values()]) {
+      const tombstones: OffsetsRecord[] = [];
+      for (const key of [...group.offsets.keys()]) {
+        const { topic, partition } = parseTpKey(key);
+        if (!topics.has(topic)) continue;
+        group.setOffset(key, null);
+        tombstones.push({ type: 'offset', groupId: group.groupId, topic, partition, value: null });
+      }
+      if (tombstones.length === 0) continue;
+      void this.persist(shard, group, tombstones).catch((error: unknown) => {
+        this.logger.warn({ group: group.groupId, err: error instanceof Error ? error.message : String(error) }, 'writing offset tombstones of deleted topics failed; the shard reloads');
+      });
+    }
   }
 
   private startLoad(partition: number, leaderEpoch: number): void {
-    const shard: Shard = { partition, leaderEpoch, state: 'loading', groups: new Map() };
+    const shard: Shard = { partition, leaderEpoch, state: 'loading', groups: new Map(), deletedWhileLoading: new Set() };
     this.shards.set(partition, shard);
     void this.load(shard).catch((error: unknown) => {
       this.logger.error({ err: error, partition }, 'loading __consumer_offsets partition failed');
@@ -201,6 +245,12 @@ export class GroupCoordinator {
       shard.groups.set(groupId, ConsumerGroup.restore(groupId, this.groupConfig, g.group, [...g.members.values()], g.offsets, now));
     }
     shard.state = 'active';
+    // Offsets of topics gone from the image (deleted while no one coordinated this shard, or while
+    // it loaded) or recreated during the load: a recreated topic must not start at old offsets.
+    const image = this.link.image;
+    const gone = new Set(shard.deletedWhileLoading);
+    for (const g of shard.groups.values()) for (const key of g.offsets.keys()) if (!image.topics.has(topicOf(key))) gone.add(topicOf(key));
+    if (gone.size > 0) this.deleteOffsetsOf(shard, gone);
     this.logger.info({ partition: key, leaderEpoch: shard.leaderEpoch, groups: shard.groups.size, records, corrupt, ms: Math.round(now - started) }, 'coordinating __consumer_offsets partition');
   }
 
@@ -233,7 +283,9 @@ export class GroupCoordinator {
   private newGroup(shard: Shard, groupId: string): ConsumerGroup {
     let total = 0;
     for (const s of this.shards.values()) total += s.groups.size;
-    if (total >= this.config.groupsMax) throw new TributaryError('THROTTLING_QUOTA_EXCEEDED', `broker ${this.brokerId} coordinates ${total} groups (group.coordinator.groups.max=${this.config.groupsMax})`);
+    // Not retriable (THROTTLING_QUOTA_EXCEEDED would make clients retry forever): the limit frees
+    // up only when groups are deleted or the operator raises it. Kafka has no code for it.
+    if (total >= this.config.groupsMax) throw new TributaryError('POLICY_VIOLATION', `broker ${this.brokerId} coordinates ${total} groups (group.coordinator.groups.max=${this.config.groupsMax})`);
     const group = new ConsumerGroup(groupId, this.groupConfig);
     shard.groups.set(groupId, group);
     return group;
