@@ -38,13 +38,13 @@ import type { OffsetFetchRequest, OffsetFetchResponse } from '../../protocol/api
 import { ERRORS, TributaryError, type ErrorName } from '../../protocol/errors.js';
 import type { MetadataImage } from '../../protocol/metadata/image.js';
 import { brokerUrlParts } from '../../protocol/metadata/views.js';
-import { buildBatch, decodeBatchRecords, iterateBatches, readBatchHeader, type RecordInput } from '../../protocol/record-batch.js';
+import { BATCH_HEADER_BYTES, buildBatch, decodeBatchRecords, iterateBatches, readBatchHeader, type RecordInput } from '../../protocol/record-batch.js';
 import { ConnectionPool } from '../../protocol/transport/pool.js';
 import type { GroupCoordinatorConfig } from '../config.js';
 import type { ControllerLink } from '../controller-link.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { ReplicaManager } from '../replica-manager.js';
-import { ConsumerGroup, type CommittedOffset, type GroupConfig, type GroupRecord, type MemberRecord } from './consumer-group.js';
+import { checkSubscription, ConsumerGroup, type CommittedOffset, type GroupConfig, type GroupRecord, type MemberRecord } from './consumer-group.js';
 import { decodeRecord, encodeRecord, OFFSETS_TOPIC, partitionForGroup, type OffsetsRecord } from './offsets-topic.js';
 import { parseTpKey, topicOf, tpKey, type TopicPartitionKey } from './topic-partitions.js';
 
@@ -52,6 +52,8 @@ import { parseTpKey, topicOf, tpKey, type TopicPartitionKey } from './topic-part
 const WRITE_BATCH_BYTES_MAX = 256 * 1024;
 /** Bytes read per step while loading a shard; the loader yields to the event loop between steps. */
 const LOAD_CHUNK_BYTES = 1024 * 1024;
+/** Bytes a record adds to a batch beyond its key and value (length, attributes, deltas, header count). */
+const RECORD_OVERHEAD_BYTES_MAX = 32;
 /** At most one CreateTopics for __consumer_offsets per this many ms. */
 const CREATE_TOPIC_BACKOFF_MS = 1000;
 /** Lag series exported at most (the rest are skipped, and a warning logged). */
@@ -95,7 +97,7 @@ export class GroupCoordinator {
     private readonly link: ControllerLink,
     private readonly metrics: BrokerMetrics,
   ) {
-    this.groupConfig = { sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, membersMax: config.membersMax };
+    this.groupConfig = { sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, membersMax: config.membersMax, subscribedTopicsMax: config.subscribedTopicsMax };
     this.pool = new ConnectionPool({ clientId: `broker-${brokerId}-group-coordinator`, requestTimeoutMs: LAG_REQUEST_TIMEOUT_MS });
   }
 
@@ -291,6 +293,32 @@ export class GroupCoordinator {
     return group;
   }
 
+  /**
+   * A new subscription is written into the member's record: refuse (INVALID_REQUEST) before
+   * anything changes if its names are not topic names, there are too many, or the record would
+   * not fit the offsets topic's max.message.bytes. Else the append fails, the shard reloads, the
+   * member rejoins with the same subscription — and every group of the shard stalls, forever.
+   */
+  private checkSubscriptionFits(shard: Shard, group: ConsumerGroup | undefined, request: ConsumerGroupHeartbeatRequest): void {
+    const names = request.subscribedTopicNames;
+    if (names === null || request.memberEpoch === -1) return;
+    checkSubscription(names, this.groupConfig.subscribedTopicsMax);
+    const subscription = [...new Set(names)].sort();
+    const current = group?.subscriptionOf(request.memberId);
+    if (current !== undefined && current.length === subscription.length && current.every((t, i) => t === subscription[i])) return;
+    const part = this.replicas.partitions.get(`${OFFSETS_TOPIC}-${shard.partition}`);
+    if (part === undefined) return; // checkWritable / the write itself answers
+    const memberId = request.memberId === '' ? randomUUID() : request.memberId;
+    const existing = group?.memberRecordOf(memberId);
+    const value: MemberRecord = existing ?? { memberId, clientId: request.clientId, subscribedTopics: [], rebalanceTimeoutMs: 0, memberEpoch: 0, previousMemberEpoch: 0, assigned: [], revoking: [], target: [] };
+    const encoded = encodeRecord({ type: 'member', groupId: request.groupId, memberId, value: { ...value, clientId: request.clientId, subscribedTopics: subscription } });
+    const bytes = BATCH_HEADER_BYTES + RECORD_OVERHEAD_BYTES_MAX + encoded.key.length + (encoded.value?.length ?? 0);
+    const max = part.log.config.maxMessageBytes;
+    if (bytes > max) {
+      throw new TributaryError('INVALID_REQUEST', `subscribedTopicNames: ${subscription.length} topics make a member record of ${bytes} bytes, more than ${OFFSETS_TOPIC}'s max.message.bytes=${max}; subscribe to fewer topics`);
+    }
+  }
+
   // --- Writes ----------------------------------------------------------------------------------
 
   /**
@@ -427,6 +455,7 @@ export class GroupCoordinator {
       // acknowledged; a plain heartbeat usually writes nothing and must keep the session alive.
       if (request.memberEpoch <= 0) this.checkWritable(shard);
       let group = shard.groups.get(request.groupId);
+      this.checkSubscriptionFits(shard, group, request);
       if (group === undefined) {
         if (request.memberEpoch !== 0 || request.memberId !== '') throw new TributaryError('UNKNOWN_MEMBER_ID', `group ${request.groupId} has no member ${JSON.stringify(request.memberId)}`);
         group = this.newGroup(shard, request.groupId);

@@ -24,6 +24,7 @@ const CONFIG: GroupCoordinatorConfig = {
   sessionTimeoutMs: 45_000,
   heartbeatIntervalMs: 1000,
   membersMax: 10,
+  subscribedTopicsMax: 100_000,
   groupsMax: 100,
   offsetsTopicPartitions: 1,
   offsetsTopicReplicationFactor: 1,
@@ -101,6 +102,8 @@ class Fixture {
         this.produces++;
         const pd = request.topicData[0]!.partitionData[0]!;
         const out = { index: pd.index, errorCode: 0, errorMessage: null as string | null, baseOffset: -1, logAppendTimeMs: -1, logStartOffset: 0 };
+        const batches = [...iterateBatches(pd.records)].map(({ pos }) => readBatchHeader(pd.records, pos).batchLength + 12);
+        if (this.failNext === null && batches.some((bytes) => bytes > this.log.config.maxMessageBytes)) this.failNext = 'MESSAGE_TOO_LARGE'; // as Log.appendAsLeader
         if (this.failNext !== null) {
           out.errorCode = ERRORS[this.failNext].code;
           out.errorMessage = `${this.failNext}: injected`;
@@ -211,5 +214,36 @@ test('the per-broker groups limit is not retriable (a client must not retry it f
   const code = await f.adminCommit('one-too-many', 'T', 0, 1);
   assert.equal(code, 'POLICY_VIOLATION');
   assert.equal(ERRORS.POLICY_VIOLATION.retriable, false);
+  await f.close();
+});
+
+test('a subscription whose member record would not fit max.message.bytes is INVALID_REQUEST, written nowhere, and the shard keeps serving', async () => {
+  const f = new Fixture(image(topicImage('T', 'id-1', 1)));
+  await f.apply(f.current);
+  assert.equal(await f.adminCommit('other', 'T', 0, 42), 'NONE');
+  const produces = f.produces;
+  const huge = Array.from({ length: 10_000 }, (_, i) => `${'t'.repeat(100)}-${i}`);
+  const join = await f.heartbeat({ groupId: 'g', subscribedTopicNames: huge });
+  assert.equal(join.code, 'INVALID_REQUEST', String(join.message));
+  assert.match(join.message ?? '', /max\.message\.bytes/);
+  assert.equal(f.produces, produces, 'nothing was sent to the log');
+  // No reload: the other group is served at once, and no empty group g was left behind.
+  assert.equal(f.fetched('other', 'T', 0), 42);
+  assert.deepEqual(f.coordinator.listGroups({ statesFilter: [] }).groups.map((g) => g.groupId), ['other']);
+
+  // A member of g with a sane subscription that then asks for the huge one is refused the same way
+  // and keeps its place.
+  const ok = await f.heartbeat({ groupId: 'g', subscribedTopicNames: ['T'] });
+  assert.equal(ok.code, 'NONE');
+  const grow = await f.heartbeat({ groupId: 'g', memberId: ok.memberId, memberEpoch: ok.memberEpoch, subscribedTopicNames: huge });
+  assert.equal(grow.code, 'INVALID_REQUEST');
+  const again = await f.heartbeat({ groupId: 'g', memberId: ok.memberId, memberEpoch: ok.memberEpoch, subscribedTopicNames: ['T'] });
+  assert.equal(again.code, 'NONE');
+  assert.equal(again.memberEpoch, ok.memberEpoch);
+
+  // Names that are not topic names are refused too.
+  const bad = await f.heartbeat({ groupId: 'g2', subscribedTopicNames: ['a b'] });
+  assert.equal(bad.code, 'INVALID_REQUEST');
+  assert.match(bad.message ?? '', /subscribedTopicNames\[0\]/);
   await f.close();
 });
