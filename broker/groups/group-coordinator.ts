@@ -9,8 +9,11 @@
  *     shard is dropped (NOT_COORDINATOR);
  *   - writes: every change a request makes is appended to the shard's partition through the
  *     replica manager as the leader with acks=all, and the reply waits for the high watermark to
- *     pass it. A failed write reloads the shard from its log, so memory never runs ahead of what
- *     the log holds (the client gets a retriable COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR);
+ *     pass it. A write refused before anything was appended (NOT_ENOUGH_REPLICAS while the ISR is
+ *     short, a batch too large) rolls only its group back to what the log holds (the shard keeps
+ *     `written`, the latest record per key written); any other failure reloads the shard from its
+ *     log. Either way memory never runs ahead of the log, and the client gets a retriable
+ *     COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR;
  *   - time: one timer ticks every group's session and rebalance timeouts;
  *   - deleted topics: when a topic leaves the image, or comes back under a new topic id (deleted
  *     and recreated between two images), every group here loses its committed offsets for it
@@ -61,6 +64,20 @@ const LAG_SERIES_MAX = 10_000;
 /** ListOffsets to another broker for lag: its deadline. */
 const LAG_REQUEST_TIMEOUT_MS = 2000;
 
+/** What the log holds for one group: the latest record per key (the loader's fold). */
+interface WrittenGroup {
+  group: GroupRecord | null;
+  readonly members: Map<string, MemberRecord>;
+  readonly offsets: Map<TopicPartitionKey, CommittedOffset>;
+}
+
+/**
+ * Produce errors that mean nothing was appended (refused up front), so a rollback of the group to
+ * `written` is exact. Leadership errors drop the shard anyway; timeouts and
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND may or may not have been written, so those reload.
+ */
+const NOTHING_APPENDED: ReadonlySet<ErrorName> = new Set<ErrorName>(['NOT_ENOUGH_REPLICAS', 'THROTTLING_QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'CORRUPT_MESSAGE', 'INVALID_RECORD']);
+
 interface Shard {
   readonly partition: number;
   readonly leaderEpoch: number;
@@ -68,11 +85,29 @@ interface Shard {
   readonly groups: Map<string, ConsumerGroup>;
   /** Topics deleted or recreated while the shard loaded: their offsets are dropped once it is active. */
   readonly deletedWhileLoading: Set<string>;
+  /** What the log holds, per group (built by the load, kept up by successful writes). */
+  readonly written: Map<string, WrittenGroup>;
+  /** Writes in flight per group: a rollback is exact only when no other one is. */
+  readonly writesInFlight: Map<string, number>;
 }
 
 function errorOf(error: unknown): { code: ErrorName; message: string } {
   if (error instanceof TributaryError) return { code: error.code, message: error.message };
   return { code: 'UNKNOWN_SERVER_ERROR', message: String(error) };
+}
+
+/** Fold one record into what the log holds (the loader's rule: records in order, the latest wins). */
+function applyWritten(groups: Map<string, WrittenGroup>, rec: OffsetsRecord): void {
+  let g = groups.get(rec.groupId);
+  if (g === undefined) groups.set(rec.groupId, (g = { group: null, members: new Map(), offsets: new Map() }));
+  if (rec.type === 'offset') {
+    const k = tpKey(rec.topic, rec.partition);
+    if (rec.value === null) g.offsets.delete(k);
+    else g.offsets.set(k, rec.value);
+  } else if (rec.type === 'group') g.group = rec.value;
+  else if (rec.value === null) g.members.delete(rec.memberId);
+  else g.members.set(rec.memberId, rec.value);
+  if (g.group === null && g.members.size === 0 && g.offsets.size === 0) groups.delete(rec.groupId);
 }
 
 export class GroupCoordinator {
@@ -175,7 +210,7 @@ export class GroupCoordinator {
   }
 
   private startLoad(partition: number, leaderEpoch: number): void {
-    const shard: Shard = { partition, leaderEpoch, state: 'loading', groups: new Map(), deletedWhileLoading: new Set() };
+    const shard: Shard = { partition, leaderEpoch, state: 'loading', groups: new Map(), deletedWhileLoading: new Set(), written: new Map(), writesInFlight: new Map() };
     this.shards.set(partition, shard);
     void this.load(shard).catch((error: unknown) => {
       this.logger.error({ err: error, partition }, 'loading __consumer_offsets partition failed');
@@ -187,12 +222,7 @@ export class GroupCoordinator {
   private async load(shard: Shard): Promise<void> {
     const started = this.clock.monotonicMs();
     const key = `${OFFSETS_TOPIC}-${shard.partition}`;
-    const groups = new Map<string, { group: GroupRecord | null; members: Map<string, MemberRecord>; offsets: Map<TopicPartitionKey, CommittedOffset> }>();
-    const entry = (groupId: string) => {
-      let g = groups.get(groupId);
-      if (g === undefined) groups.set(groupId, (g = { group: null, members: new Map(), offsets: new Map() }));
-      return g;
-    };
+    const groups = shard.written;
     let records = 0;
     let corrupt = 0;
     const part = this.replicas.partitions.get(key);
@@ -226,14 +256,7 @@ export class GroupCoordinator {
             continue;
           }
           records++;
-          const g = entry(rec.groupId);
-          if (rec.type === 'offset') {
-            const k = tpKey(rec.topic, rec.partition);
-            if (rec.value === null) g.offsets.delete(k);
-            else g.offsets.set(k, rec.value);
-          } else if (rec.type === 'group') g.group = rec.value;
-          else if (rec.value === null) g.members.delete(rec.memberId);
-          else g.members.set(rec.memberId, rec.value);
+          applyWritten(groups, rec);
         }
       }
       if (next <= offset) break;
@@ -243,7 +266,10 @@ export class GroupCoordinator {
     if (this.shards.get(shard.partition) !== shard) return;
     const now = this.clock.monotonicMs();
     for (const [groupId, g] of groups) {
-      if (g.group === null && g.members.size === 0 && g.offsets.size === 0) continue;
+      if (g.group === null && g.members.size === 0 && g.offsets.size === 0) {
+        groups.delete(groupId);
+        continue;
+      }
       shard.groups.set(groupId, ConsumerGroup.restore(groupId, this.groupConfig, g.group, [...g.members.values()], g.offsets, now));
     }
     shard.state = 'active';
@@ -359,6 +385,8 @@ export class GroupCoordinator {
     }
     if (pending.length > 0) batches.push(buildBatch({ records: pending, firstTimestamp: now }));
     let failure: { code: ErrorName; message: string } | null = null;
+    const groupId = records[0]!.groupId; // persist writes one group's records
+    shard.writesInFlight.set(groupId, (shard.writesInFlight.get(groupId) ?? 0) + 1);
     try {
       const response = await this.replicas.produce({
         transactionalId: null,
@@ -373,8 +401,22 @@ export class GroupCoordinator {
       }
     } catch (error) {
       failure = errorOf(error);
+    } finally {
+      const n = shard.writesInFlight.get(groupId)! - 1;
+      if (n === 0) shard.writesInFlight.delete(groupId);
+      else shard.writesInFlight.set(groupId, n);
     }
-    if (failure === null) return;
+    if (failure === null) {
+      for (const r of records) applyWritten(shard.written, r);
+      return;
+    }
+    if (NOTHING_APPENDED.has(failure.code) && !shard.writesInFlight.has(groupId) && this.shards.get(shard.partition) === shard) {
+      // Nothing reached the log and no other write of this group is pending: put this one group
+      // back as the log has it; the rest of the shard keeps serving.
+      this.logger.warn({ partition: shard.partition, group: groupId, code: failure.code, message: failure.message }, 'coordinator write refused; rolling the group back');
+      this.rollBack(shard, groupId);
+      throw new TributaryError('COORDINATOR_NOT_AVAILABLE', `the group state could not be written: ${failure.message}`);
+    }
     this.logger.warn({ partition: shard.partition, code: failure.code, message: failure.message }, 'coordinator write failed; reloading the partition');
     if (this.shards.get(shard.partition) === shard) {
       this.shards.delete(shard.partition);
@@ -383,6 +425,16 @@ export class GroupCoordinator {
     }
     const moved = failure.code === 'NOT_LEADER_OR_FOLLOWER' || failure.code === 'FENCED_LEADER_EPOCH' || failure.code === 'UNKNOWN_LEADER_EPOCH';
     throw new TributaryError(moved ? 'NOT_COORDINATOR' : 'COORDINATOR_NOT_AVAILABLE', `the group state could not be written: ${failure.message}`);
+  }
+
+  /** Replace a group by what the log holds for it (as a load would rebuild it), or drop it. */
+  private rollBack(shard: Shard, groupId: string): void {
+    const w = shard.written.get(groupId);
+    if (w === undefined) {
+      shard.groups.delete(groupId);
+      return;
+    }
+    shard.groups.set(groupId, ConsumerGroup.restore(groupId, this.groupConfig, w.group, [...w.members.values()], w.offsets, this.clock.monotonicMs()));
   }
 
   // --- Timeouts ---------------------------------------------------------------------------------
@@ -518,7 +570,8 @@ export class GroupCoordinator {
         const { topic, partition } = parseTpKey(key);
         return { type: 'offset', groupId: g.groupId, topic, partition, value };
       });
-      // Recorded before the write so the group is not dropped as empty; a failed write reloads.
+      // Recorded before the write so the group is not dropped as empty; a failed write rolls the
+      // group back (or reloads the shard).
       for (const a of accepted) g.setOffset(a.key, a.value);
       await this.persist(shard, g, extra);
       for (const a of accepted) codes.set(a.key, 0);

@@ -247,3 +247,43 @@ test('a subscription whose member record would not fit max.message.bytes is INVA
   assert.match(bad.message ?? '', /subscribedTopicNames\[0\]/);
   await f.close();
 });
+
+test('a write refused before anything was appended (NOT_ENOUGH_REPLICAS) rolls back only its group; the shard keeps serving', async () => {
+  const f = new Fixture(image(topicImage('T', 'id-1', 2)));
+  await f.apply(f.current);
+  assert.equal(await f.adminCommit('G', 'T', 0, 5000), 'NONE');
+  assert.equal(await f.adminCommit('other', 'T', 0, 42), 'NONE');
+
+  f.failNext = 'NOT_ENOUGH_REPLICAS';
+  assert.equal(await f.adminCommit('G', 'T', 0, 6000), 'COORDINATOR_NOT_AVAILABLE');
+  // Not reloading (that would answer COORDINATOR_LOAD_IN_PROGRESS here), and G is as the log has it.
+  assert.equal(f.fetched('G', 'T', 0), 5000);
+  assert.equal(f.fetched('other', 'T', 0), 42);
+  assert.equal(await f.adminCommit('G', 'T', 0, 6000), 'NONE', 'the retry succeeds');
+  assert.equal(f.fetched('G', 'T', 0), 6000);
+
+  // A refused join leaves no member (and no group) behind.
+  f.failNext = 'NOT_ENOUGH_REPLICAS';
+  const join = await f.heartbeat({ groupId: 'fresh', subscribedTopicNames: ['T'] });
+  assert.equal(join.code, 'COORDINATOR_NOT_AVAILABLE');
+  assert.deepEqual(f.coordinator.listGroups({ statesFilter: [] }).groups.map((g) => g.groupId), ['G', 'other']);
+
+  // A member whose rebalance write is refused keeps the epoch the log has for it.
+  const a = await f.heartbeat({ groupId: 'fresh', subscribedTopicNames: ['T'] });
+  assert.equal(a.code, 'NONE');
+  f.failNext = 'NOT_ENOUGH_REPLICAS';
+  const b = await f.heartbeat({ groupId: 'fresh', subscribedTopicNames: ['T'] });
+  assert.equal(b.code, 'COORDINATOR_NOT_AVAILABLE');
+  const desc = await f.coordinator.describe({ groupIds: ['fresh'] } as never);
+  assert.deepEqual(desc.groups[0]!.members.map((m) => m.memberId), [a.memberId]);
+  assert.equal(desc.groups[0]!.groupEpoch, 1);
+
+  // What the log holds agrees with memory: a new coordinator loading it sees the same.
+  const g = new Fixture(f.current, f.log);
+  await g.apply(g.current);
+  assert.equal(g.fetched('G', 'T', 0), 6000);
+  const reloaded = await g.coordinator.describe({ groupIds: ['fresh'] } as never);
+  assert.deepEqual(reloaded.groups[0]!.members.map((m) => m.memberId), [a.memberId]);
+  await f.close();
+  await g.close();
+});
