@@ -140,7 +140,7 @@ export class GroupCoordinator {
     // Timeouts need no finer grain than a quarter of the heartbeat interval.
     const tickMs = Math.max(10, Math.min(250, Math.floor(this.config.heartbeatIntervalMs / 4)));
     this.tickTimer = setInterval(() => this.tick(), tickMs);
-    this.lagTimer = setInterval(() => void this.refreshGauges(), this.config.lagRefreshIntervalMs);
+    this.lagTimer = setInterval(() => void this.refreshGaugesLogged(), this.config.lagRefreshIntervalMs);
   }
 
   async close(): Promise<void> {
@@ -706,6 +706,15 @@ export class GroupCoordinator {
       }),
     );
     return out;
+  }
+
+  /** The timer's call: a failure is logged, never left an unhandled rejection (which ends the process). */
+  async refreshGaugesLogged(): Promise<void> {
+    try {
+      await this.refreshGauges();
+    } catch (error) {
+      this.logger.error({ err: error }, 'refreshing the group gauges failed');
+    }
   }
 
   /** Refresh the group gauges: only groups coordinated here; series of others disappear. */

@@ -88,6 +88,8 @@ class Fixture {
   readonly log = new MemoryLog();
   /** The next produce fails with this code before appending anything (e.g. NOT_ENOUGH_REPLICAS). */
   failNext: ErrorName | null = null;
+  /** The gauges throw when reset (a bug in the metrics path). */
+  gaugesFail = false;
   produces = 0;
   current: MetadataImage;
   readonly coordinator: GroupCoordinator;
@@ -116,7 +118,13 @@ class Fixture {
       },
     };
     const link = { get image() { return fixture.current; }, hasLease: () => true, controllerChannel: null };
-    const counter = { inc: () => undefined, set: () => undefined, reset: () => undefined };
+    const counter = {
+      inc: () => undefined,
+      set: () => undefined,
+      reset: () => {
+        if (this.gaugesFail) throw new Error('gauge broken');
+      },
+    };
     const metrics = { groupRebalances: counter, groupMembers: counter, groupEpoch: counter, groupLag: counter };
     const fixture = this;
     this.coordinator = new GroupCoordinator(CONFIG, BROKER, new ManualClock(), createLogger('test'), replicas as unknown as ReplicaManager, link as unknown as ControllerLink, metrics as unknown as BrokerMetrics);
@@ -286,4 +294,14 @@ test('a write refused before anything was appended (NOT_ENOUGH_REPLICAS) rolls b
   assert.deepEqual(reloaded.groups[0]!.members.map((m) => m.memberId), [a.memberId]);
   await f.close();
   await g.close();
+});
+
+test('the lag timer\'s refresh never rejects: a failure is logged, not an unhandled rejection that would end the broker', async () => {
+  const f = new Fixture(image(topicImage('T', 'id-1', 1)));
+  await f.apply(f.current);
+  assert.equal(await f.adminCommit('G', 'T', 0, 1), 'NONE');
+  f.gaugesFail = true;
+  await assert.rejects(f.coordinator.refreshGauges(), /gauge broken/);
+  await assert.doesNotReject(f.coordinator.refreshGaugesLogged());
+  await f.close();
 });
