@@ -43,6 +43,8 @@ export interface GroupCoordinatorConfig {
   heartbeatIntervalMs: number;
   /** group.consumer.max.size: members per group. */
   membersMax: number;
+  /** group.consumer.max.subscribed.topics: topics one member may subscribe to (ours; Kafka has no bound). */
+  subscribedTopicsMax: number;
   /** group.coordinator.groups.max: groups one broker coordinates (ours; Kafka has no bound). */
   groupsMax: number;
   /** offsets.topic.num.partitions (Kafka: 50; ours 16). */
@@ -109,6 +111,7 @@ function loadGroupConfig(props: Map<string, string>): GroupCoordinatorConfig {
     sessionTimeoutMs: intOption(props, 'group.consumer.session.timeout.ms', 45_000, 100, 3_600_000),
     heartbeatIntervalMs: intOption(props, 'group.consumer.heartbeat.interval.ms', 1000, 10, 600_000),
     membersMax: intOption(props, 'group.consumer.max.size', 1000, 1, 100_000),
+    subscribedTopicsMax: intOption(props, 'group.consumer.max.subscribed.topics', 1000, 1, 100_000),
     groupsMax: intOption(props, 'group.coordinator.groups.max', 10_000, 1, 1_000_000),
     offsetsTopicPartitions: intOption(props, 'offsets.topic.num.partitions', 16, 1, 1000),
     offsetsTopicReplicationFactor: intOption(props, 'offsets.topic.replication.factor', 3, 1, 32),

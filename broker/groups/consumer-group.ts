@@ -37,6 +37,7 @@
  * partitions it no longer consumes. GROUP_MAX_SIZE_REACHED; INVALID_REQUEST.
  */
 import { TributaryError, type ErrorName } from '../../protocol/errors.js';
+import { validateTopicName } from '../../protocol/metadata/topic-config.js';
 import { computeTargetAssignment } from './assignor.js';
 import { fromWire, setsEqual, sortKeys, toWire, type TopicPartitionKey, type WireTopicPartitions } from './topic-partitions.js';
 
@@ -49,6 +50,8 @@ export interface GroupConfig {
   sessionTimeoutMs: number;
   heartbeatIntervalMs: number;
   membersMax: number;
+  /** group.consumer.max.subscribed.topics: topics one member may subscribe to. */
+  subscribedTopicsMax: number;
 }
 
 export type GroupState = 'empty' | 'assigning' | 'stable';
@@ -228,6 +231,10 @@ export class ConsumerGroup {
       return { memberId: member.memberId, memberEpoch: LEAVE_EPOCH, heartbeatIntervalMs: this.config.heartbeatIntervalMs, assignment: null };
     }
 
+    // Checked before anything changes: a subscription is written into the member's record, so
+    // one that is too long, or names no topic could have, must not reach the log.
+    if (input.subscribedTopicNames !== null) checkSubscription(input.subscribedTopicNames, this.config.subscribedTopicsMax);
+
     let member: Member;
     let joined = false;
     if (input.memberEpoch === JOIN_EPOCH) {
@@ -392,6 +399,17 @@ export class ConsumerGroup {
     return this.memberIds().map((id) => this.memberRecord(this.members.get(id)!));
   }
 
+  /** One member's record as it would be written now, or undefined for an unknown member. */
+  memberRecordOf(memberId: string): MemberRecord | undefined {
+    const m = this.members.get(memberId);
+    return m === undefined ? undefined : this.memberRecord(m);
+  }
+
+  /** A member's subscription (sorted, without duplicates), or undefined for an unknown member. */
+  subscriptionOf(memberId: string): readonly string[] | undefined {
+    return this.members.get(memberId)?.subscribedTopics;
+  }
+
   private memberRecord(m: Member): MemberRecord {
     return {
       memberId: m.memberId,
@@ -549,6 +567,18 @@ export class ConsumerGroup {
       changed = true;
     }
     return changed;
+  }
+}
+
+/** INVALID_REQUEST unless every name is a valid topic name (Kafka's rules) and there are at most `max`. */
+export function checkSubscription(names: readonly string[], max: number): void {
+  if (names.length > max) throw new TributaryError('INVALID_REQUEST', `subscribedTopicNames: ${names.length} names, group.consumer.max.subscribed.topics=${max}`);
+  for (let i = 0; i < names.length; i++) {
+    try {
+      validateTopicName(names[i]!);
+    } catch (error) {
+      throw new TributaryError('INVALID_REQUEST', `subscribedTopicNames[${i}]: ${error instanceof TributaryError ? error.message.replace(/^INVALID_TOPIC_EXCEPTION: /, '') : String(error)}`);
+    }
   }
 }
 

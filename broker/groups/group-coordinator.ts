@@ -9,9 +9,17 @@
  *     shard is dropped (NOT_COORDINATOR);
  *   - writes: every change a request makes is appended to the shard's partition through the
  *     replica manager as the leader with acks=all, and the reply waits for the high watermark to
- *     pass it. A failed write reloads the shard from its log, so memory never runs ahead of what
- *     the log holds (the client gets a retriable COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR);
+ *     pass it. A write refused before anything was appended (NOT_ENOUGH_REPLICAS while the ISR is
+ *     short, a batch too large) rolls only its group back to what the log holds (the shard keeps
+ *     `written`, the latest record per key written); any other failure reloads the shard from its
+ *     log. Either way memory never runs ahead of the log, and the client gets a retriable
+ *     COORDINATOR_NOT_AVAILABLE / NOT_COORDINATOR;
  *   - time: one timer ticks every group's session and rebalance timeouts;
+ *   - deleted topics: when a topic leaves the image, or comes back under a new topic id (deleted
+ *     and recreated between two images), every group here loses its committed offsets for it
+ *     (tombstones written, as Kafka's coordinator does on partition deletion) — else a recreated
+ *     topic's consumers would start at the old topic's offsets and skip records. A shard that
+ *     loads drops offsets of topics its image no longer has (deleted while nobody coordinated);
  *   - lag: committed offsets against partition high watermarks (local replica or ListOffsets to
  *     the leader), for ConsumerGroupDescribe and the tributary_group_* gauges.
  *
@@ -33,20 +41,22 @@ import type { OffsetFetchRequest, OffsetFetchResponse } from '../../protocol/api
 import { ERRORS, TributaryError, type ErrorName } from '../../protocol/errors.js';
 import type { MetadataImage } from '../../protocol/metadata/image.js';
 import { brokerUrlParts } from '../../protocol/metadata/views.js';
-import { buildBatch, decodeBatchRecords, iterateBatches, readBatchHeader, type RecordInput } from '../../protocol/record-batch.js';
+import { BATCH_HEADER_BYTES, buildBatch, decodeBatchRecords, iterateBatches, readBatchHeader, type RecordInput } from '../../protocol/record-batch.js';
 import { ConnectionPool } from '../../protocol/transport/pool.js';
 import type { GroupCoordinatorConfig } from '../config.js';
 import type { ControllerLink } from '../controller-link.js';
 import type { BrokerMetrics } from '../metrics.js';
 import type { ReplicaManager } from '../replica-manager.js';
-import { ConsumerGroup, type CommittedOffset, type GroupConfig, type GroupRecord, type MemberRecord } from './consumer-group.js';
+import { checkSubscription, ConsumerGroup, type CommittedOffset, type GroupConfig, type GroupRecord, type MemberRecord } from './consumer-group.js';
 import { decodeRecord, encodeRecord, OFFSETS_TOPIC, partitionForGroup, type OffsetsRecord } from './offsets-topic.js';
-import { parseTpKey, tpKey, type TopicPartitionKey } from './topic-partitions.js';
+import { parseTpKey, topicOf, tpKey, type TopicPartitionKey } from './topic-partitions.js';
 
 /** Bytes of encoded records per batch a coordinator write builds (max.message.bytes is ~1 MiB). */
 const WRITE_BATCH_BYTES_MAX = 256 * 1024;
 /** Bytes read per step while loading a shard; the loader yields to the event loop between steps. */
 const LOAD_CHUNK_BYTES = 1024 * 1024;
+/** Bytes a record adds to a batch beyond its key and value (length, attributes, deltas, header count). */
+const RECORD_OVERHEAD_BYTES_MAX = 32;
 /** At most one CreateTopics for __consumer_offsets per this many ms. */
 const CREATE_TOPIC_BACKOFF_MS = 1000;
 /** Lag series exported at most (the rest are skipped, and a warning logged). */
@@ -54,11 +64,31 @@ const LAG_SERIES_MAX = 10_000;
 /** ListOffsets to another broker for lag: its deadline. */
 const LAG_REQUEST_TIMEOUT_MS = 2000;
 
+/** What the log holds for one group: the latest record per key (the loader's fold). */
+interface WrittenGroup {
+  group: GroupRecord | null;
+  readonly members: Map<string, MemberRecord>;
+  readonly offsets: Map<TopicPartitionKey, CommittedOffset>;
+}
+
+/**
+ * Produce errors that mean nothing was appended (refused up front), so a rollback of the group to
+ * `written` is exact. Leadership errors drop the shard anyway; timeouts and
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND may or may not have been written, so those reload.
+ */
+const NOTHING_APPENDED: ReadonlySet<ErrorName> = new Set<ErrorName>(['NOT_ENOUGH_REPLICAS', 'THROTTLING_QUOTA_EXCEEDED', 'MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'CORRUPT_MESSAGE', 'INVALID_RECORD']);
+
 interface Shard {
   readonly partition: number;
   readonly leaderEpoch: number;
   state: 'loading' | 'active';
   readonly groups: Map<string, ConsumerGroup>;
+  /** Topics deleted or recreated while the shard loaded: their offsets are dropped once it is active. */
+  readonly deletedWhileLoading: Set<string>;
+  /** What the log holds, per group (built by the load, kept up by successful writes). */
+  readonly written: Map<string, WrittenGroup>;
+  /** Writes in flight per group: a rollback is exact only when no other one is. */
+  readonly writesInFlight: Map<string, number>;
 }
 
 function errorOf(error: unknown): { code: ErrorName; message: string } {
@@ -66,8 +96,25 @@ function errorOf(error: unknown): { code: ErrorName; message: string } {
   return { code: 'UNKNOWN_SERVER_ERROR', message: String(error) };
 }
 
+/** Fold one record into what the log holds (the loader's rule: records in order, the latest wins). */
+function applyWritten(groups: Map<string, WrittenGroup>, rec: OffsetsRecord): void {
+  let g = groups.get(rec.groupId);
+  if (g === undefined) groups.set(rec.groupId, (g = { group: null, members: new Map(), offsets: new Map() }));
+  if (rec.type === 'offset') {
+    const k = tpKey(rec.topic, rec.partition);
+    if (rec.value === null) g.offsets.delete(k);
+    else g.offsets.set(k, rec.value);
+  } else if (rec.type === 'group') g.group = rec.value;
+  else if (rec.value === null) g.members.delete(rec.memberId);
+  else g.members.set(rec.memberId, rec.value);
+  if (g.group === null && g.members.size === 0 && g.offsets.size === 0) groups.delete(rec.groupId);
+}
+
 export class GroupCoordinator {
   private readonly shards = new Map<number, Shard>();
+  /** Topic name → topic id as of the last image, to see topics deleted (or recreated) since. */
+  private topicIds = new Map<string, string>();
+  private lastTopics: MetadataImage['topics'] | undefined;
   private readonly groupConfig: GroupConfig;
   private readonly pool: ConnectionPool;
   private tickTimer: NodeJS.Timeout | undefined;
@@ -85,7 +132,7 @@ export class GroupCoordinator {
     private readonly link: ControllerLink,
     private readonly metrics: BrokerMetrics,
   ) {
-    this.groupConfig = { sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, membersMax: config.membersMax };
+    this.groupConfig = { sessionTimeoutMs: config.sessionTimeoutMs, heartbeatIntervalMs: config.heartbeatIntervalMs, membersMax: config.membersMax, subscribedTopicsMax: config.subscribedTopicsMax };
     this.pool = new ConnectionPool({ clientId: `broker-${brokerId}-group-coordinator`, requestTimeoutMs: LAG_REQUEST_TIMEOUT_MS });
   }
 
@@ -93,7 +140,7 @@ export class GroupCoordinator {
     // Timeouts need no finer grain than a quarter of the heartbeat interval.
     const tickMs = Math.max(10, Math.min(250, Math.floor(this.config.heartbeatIntervalMs / 4)));
     this.tickTimer = setInterval(() => this.tick(), tickMs);
-    this.lagTimer = setInterval(() => void this.refreshGauges(), this.config.lagRefreshIntervalMs);
+    this.lagTimer = setInterval(() => void this.refreshGaugesLogged(), this.config.lagRefreshIntervalMs);
   }
 
   async close(): Promise<void> {
@@ -109,6 +156,13 @@ export class GroupCoordinator {
   /** After the replica manager reconciled to a new image: load newly led partitions, drop lost ones. */
   onImage(image: MetadataImage): void {
     if (this.closed) return;
+    const deleted: string[] = [];
+    if (image.topics !== this.lastTopics) {
+      // Images share what did not change, so most images (ISR and leader moves) skip this.
+      for (const [name, topicId] of this.topicIds) if (image.topics.get(name)?.topicId !== topicId) deleted.push(name);
+      this.topicIds = new Map([...image.topics.values()].map((t) => [t.name, t.topicId]));
+      this.lastTopics = image.topics;
+    }
     const topic = image.topics.get(OFFSETS_TOPIC);
     const led = new Map<number, number>();
     if (topic !== undefined) {
@@ -126,10 +180,37 @@ export class GroupCoordinator {
     for (const [partition, leaderEpoch] of led) {
       if (!this.shards.has(partition)) this.startLoad(partition, leaderEpoch);
     }
+    if (deleted.length === 0) return;
+    this.logger.info({ topics: deleted.slice(0, 10), count: deleted.length }, 'topics deleted or recreated; dropping their committed offsets');
+    for (const shard of this.shards.values()) {
+      if (shard.state === 'loading') for (const t of deleted) shard.deletedWhileLoading.add(t);
+      else this.deleteOffsetsOf(shard, new Set(deleted));
+    }
+  }
+
+  /**
+   * Drop every group's committed offsets for `topics` in memory and write their tombstones (a
+   * group left with no members and no offsets is deleted too). A failed write reloads the shard,
+   * whose loader drops them again for topics still missing from the image.
+   */
+  private deleteOffsetsOf(shard: Shard, topics: ReadonlySet<string>): void {
+    for (const group of [...shard.groups.values()]) {
+      const tombstones: OffsetsRecord[] = [];
+      for (const key of [...group.offsets.keys()]) {
+        const { topic, partition } = parseTpKey(key);
+        if (!topics.has(topic)) continue;
+        group.setOffset(key, null);
+        tombstones.push({ type: 'offset', groupId: group.groupId, topic, partition, value: null });
+      }
+      if (tombstones.length === 0) continue;
+      void this.persist(shard, group, tombstones).catch((error: unknown) => {
+        this.logger.warn({ group: group.groupId, err: error instanceof Error ? error.message : String(error) }, 'writing offset tombstones of deleted topics failed; the shard reloads');
+      });
+    }
   }
 
   private startLoad(partition: number, leaderEpoch: number): void {
-    const shard: Shard = { partition, leaderEpoch, state: 'loading', groups: new Map() };
+    const shard: Shard = { partition, leaderEpoch, state: 'loading', groups: new Map(), deletedWhileLoading: new Set(), written: new Map(), writesInFlight: new Map() };
     this.shards.set(partition, shard);
     void this.load(shard).catch((error: unknown) => {
       this.logger.error({ err: error, partition }, 'loading __consumer_offsets partition failed');
@@ -141,12 +222,7 @@ export class GroupCoordinator {
   private async load(shard: Shard): Promise<void> {
     const started = this.clock.monotonicMs();
     const key = `${OFFSETS_TOPIC}-${shard.partition}`;
-    const groups = new Map<string, { group: GroupRecord | null; members: Map<string, MemberRecord>; offsets: Map<TopicPartitionKey, CommittedOffset> }>();
-    const entry = (groupId: string) => {
-      let g = groups.get(groupId);
-      if (g === undefined) groups.set(groupId, (g = { group: null, members: new Map(), offsets: new Map() }));
-      return g;
-    };
+    const groups = shard.written;
     let records = 0;
     let corrupt = 0;
     const part = this.replicas.partitions.get(key);
@@ -180,14 +256,7 @@ export class GroupCoordinator {
             continue;
           }
           records++;
-          const g = entry(rec.groupId);
-          if (rec.type === 'offset') {
-            const k = tpKey(rec.topic, rec.partition);
-            if (rec.value === null) g.offsets.delete(k);
-            else g.offsets.set(k, rec.value);
-          } else if (rec.type === 'group') g.group = rec.value;
-          else if (rec.value === null) g.members.delete(rec.memberId);
-          else g.members.set(rec.memberId, rec.value);
+          applyWritten(groups, rec);
         }
       }
       if (next <= offset) break;
@@ -197,10 +266,19 @@ export class GroupCoordinator {
     if (this.shards.get(shard.partition) !== shard) return;
     const now = this.clock.monotonicMs();
     for (const [groupId, g] of groups) {
-      if (g.group === null && g.members.size === 0 && g.offsets.size === 0) continue;
+      if (g.group === null && g.members.size === 0 && g.offsets.size === 0) {
+        groups.delete(groupId);
+        continue;
+      }
       shard.groups.set(groupId, ConsumerGroup.restore(groupId, this.groupConfig, g.group, [...g.members.values()], g.offsets, now));
     }
     shard.state = 'active';
+    // Offsets of topics gone from the image (deleted while no one coordinated this shard, or while
+    // it loaded) or recreated during the load: a recreated topic must not start at old offsets.
+    const image = this.link.image;
+    const gone = new Set(shard.deletedWhileLoading);
+    for (const g of shard.groups.values()) for (const key of g.offsets.keys()) if (!image.topics.has(topicOf(key))) gone.add(topicOf(key));
+    if (gone.size > 0) this.deleteOffsetsOf(shard, gone);
     this.logger.info({ partition: key, leaderEpoch: shard.leaderEpoch, groups: shard.groups.size, records, corrupt, ms: Math.round(now - started) }, 'coordinating __consumer_offsets partition');
   }
 
@@ -233,10 +311,38 @@ export class GroupCoordinator {
   private newGroup(shard: Shard, groupId: string): ConsumerGroup {
     let total = 0;
     for (const s of this.shards.values()) total += s.groups.size;
-    if (total >= this.config.groupsMax) throw new TributaryError('THROTTLING_QUOTA_EXCEEDED', `broker ${this.brokerId} coordinates ${total} groups (group.coordinator.groups.max=${this.config.groupsMax})`);
+    // Not retriable (THROTTLING_QUOTA_EXCEEDED would make clients retry forever): the limit frees
+    // up only when groups are deleted or the operator raises it. Kafka has no code for it.
+    if (total >= this.config.groupsMax) throw new TributaryError('POLICY_VIOLATION', `broker ${this.brokerId} coordinates ${total} groups (group.coordinator.groups.max=${this.config.groupsMax})`);
     const group = new ConsumerGroup(groupId, this.groupConfig);
     shard.groups.set(groupId, group);
     return group;
+  }
+
+  /**
+   * A new subscription is written into the member's record: refuse (INVALID_REQUEST) before
+   * anything changes if its names are not topic names, there are too many, or the record would
+   * not fit the offsets topic's max.message.bytes. Else the append fails, the shard reloads, the
+   * member rejoins with the same subscription — and every group of the shard stalls, forever.
+   */
+  private checkSubscriptionFits(shard: Shard, group: ConsumerGroup | undefined, request: ConsumerGroupHeartbeatRequest): void {
+    const names = request.subscribedTopicNames;
+    if (names === null || request.memberEpoch === -1) return;
+    checkSubscription(names, this.groupConfig.subscribedTopicsMax);
+    const subscription = [...new Set(names)].sort();
+    const current = group?.subscriptionOf(request.memberId);
+    if (current !== undefined && current.length === subscription.length && current.every((t, i) => t === subscription[i])) return;
+    const part = this.replicas.partitions.get(`${OFFSETS_TOPIC}-${shard.partition}`);
+    if (part === undefined) return; // checkWritable / the write itself answers
+    const memberId = request.memberId === '' ? randomUUID() : request.memberId;
+    const existing = group?.memberRecordOf(memberId);
+    const value: MemberRecord = existing ?? { memberId, clientId: request.clientId, subscribedTopics: [], rebalanceTimeoutMs: 0, memberEpoch: 0, previousMemberEpoch: 0, assigned: [], revoking: [], target: [] };
+    const encoded = encodeRecord({ type: 'member', groupId: request.groupId, memberId, value: { ...value, clientId: request.clientId, subscribedTopics: subscription } });
+    const bytes = BATCH_HEADER_BYTES + RECORD_OVERHEAD_BYTES_MAX + encoded.key.length + (encoded.value?.length ?? 0);
+    const max = part.log.config.maxMessageBytes;
+    if (bytes > max) {
+      throw new TributaryError('INVALID_REQUEST', `subscribedTopicNames: ${subscription.length} topics make a member record of ${bytes} bytes, more than ${OFFSETS_TOPIC}'s max.message.bytes=${max}; subscribe to fewer topics`);
+    }
   }
 
   // --- Writes ----------------------------------------------------------------------------------
@@ -279,6 +385,8 @@ export class GroupCoordinator {
     }
     if (pending.length > 0) batches.push(buildBatch({ records: pending, firstTimestamp: now }));
     let failure: { code: ErrorName; message: string } | null = null;
+    const groupId = records[0]!.groupId; // persist writes one group's records
+    shard.writesInFlight.set(groupId, (shard.writesInFlight.get(groupId) ?? 0) + 1);
     try {
       const response = await this.replicas.produce({
         transactionalId: null,
@@ -293,8 +401,22 @@ export class GroupCoordinator {
       }
     } catch (error) {
       failure = errorOf(error);
+    } finally {
+      const n = shard.writesInFlight.get(groupId)! - 1;
+      if (n === 0) shard.writesInFlight.delete(groupId);
+      else shard.writesInFlight.set(groupId, n);
     }
-    if (failure === null) return;
+    if (failure === null) {
+      for (const r of records) applyWritten(shard.written, r);
+      return;
+    }
+    if (NOTHING_APPENDED.has(failure.code) && !shard.writesInFlight.has(groupId) && this.shards.get(shard.partition) === shard) {
+      // Nothing reached the log and no other write of this group is pending: put this one group
+      // back as the log has it; the rest of the shard keeps serving.
+      this.logger.warn({ partition: shard.partition, group: groupId, code: failure.code, message: failure.message }, 'coordinator write refused; rolling the group back');
+      this.rollBack(shard, groupId);
+      throw new TributaryError('COORDINATOR_NOT_AVAILABLE', `the group state could not be written: ${failure.message}`);
+    }
     this.logger.warn({ partition: shard.partition, code: failure.code, message: failure.message }, 'coordinator write failed; reloading the partition');
     if (this.shards.get(shard.partition) === shard) {
       this.shards.delete(shard.partition);
@@ -303,6 +425,16 @@ export class GroupCoordinator {
     }
     const moved = failure.code === 'NOT_LEADER_OR_FOLLOWER' || failure.code === 'FENCED_LEADER_EPOCH' || failure.code === 'UNKNOWN_LEADER_EPOCH';
     throw new TributaryError(moved ? 'NOT_COORDINATOR' : 'COORDINATOR_NOT_AVAILABLE', `the group state could not be written: ${failure.message}`);
+  }
+
+  /** Replace a group by what the log holds for it (as a load would rebuild it), or drop it. */
+  private rollBack(shard: Shard, groupId: string): void {
+    const w = shard.written.get(groupId);
+    if (w === undefined) {
+      shard.groups.delete(groupId);
+      return;
+    }
+    shard.groups.set(groupId, ConsumerGroup.restore(groupId, this.groupConfig, w.group, [...w.members.values()], w.offsets, this.clock.monotonicMs()));
   }
 
   // --- Timeouts ---------------------------------------------------------------------------------
@@ -375,6 +507,7 @@ export class GroupCoordinator {
       // acknowledged; a plain heartbeat usually writes nothing and must keep the session alive.
       if (request.memberEpoch <= 0) this.checkWritable(shard);
       let group = shard.groups.get(request.groupId);
+      this.checkSubscriptionFits(shard, group, request);
       if (group === undefined) {
         if (request.memberEpoch !== 0 || request.memberId !== '') throw new TributaryError('UNKNOWN_MEMBER_ID', `group ${request.groupId} has no member ${JSON.stringify(request.memberId)}`);
         group = this.newGroup(shard, request.groupId);
@@ -437,7 +570,8 @@ export class GroupCoordinator {
         const { topic, partition } = parseTpKey(key);
         return { type: 'offset', groupId: g.groupId, topic, partition, value };
       });
-      // Recorded before the write so the group is not dropped as empty; a failed write reloads.
+      // Recorded before the write so the group is not dropped as empty; a failed write rolls the
+      // group back (or reloads the shard).
       for (const a of accepted) g.setOffset(a.key, a.value);
       await this.persist(shard, g, extra);
       for (const a of accepted) codes.set(a.key, 0);
@@ -572,6 +706,15 @@ export class GroupCoordinator {
       }),
     );
     return out;
+  }
+
+  /** The timer's call: a failure is logged, never left an unhandled rejection (which ends the process). */
+  async refreshGaugesLogged(): Promise<void> {
+    try {
+      await this.refreshGauges();
+    } catch (error) {
+      this.logger.error({ err: error }, 'refreshing the group gauges failed');
+    }
   }
 
   /** Refresh the group gauges: only groups coordinated here; series of others disappear. */

@@ -4,7 +4,7 @@
  * group-wide barrier, so members that keep their partitions never stop consuming.
  *
  *   join:      memberId '' and memberEpoch 0, with subscribedTopicNames; the coordinator answers
- *              with the member id to use from then on.
+ *              with the member id to use from then on (every successful reply carries it).
  *   heartbeat: memberEpoch = the epoch of the assignment the member currently holds; each reply
  *              may carry a new assignment. A partition taken away appears as missing from the
  *              new assignment: the member stops fetching it, commits, and reports what it owns
@@ -15,7 +15,11 @@
  * Errors: UNKNOWN_MEMBER_ID (the member was removed: rejoin with epoch 0), ILLEGAL_GENERATION
  * (the epoch sent is not the member's current or previous one: rejoin), NOT_COORDINATOR /
  * COORDINATOR_NOT_AVAILABLE / COORDINATOR_LOAD_IN_PROGRESS (find the coordinator again, retry),
- * INVALID_REQUEST, INVALID_GROUP_ID.
+ * GROUP_MAX_SIZE_REACHED (a join to a group of group.consumer.max.size members: not retriable),
+ * POLICY_VIOLATION (a join that would create a group on a broker already coordinating
+ * group.coordinator.groups.max groups: not retriable), INVALID_REQUEST (also a subscription whose
+ * names are not valid topic names, longer than group.consumer.max.subscribed.topics, or too large
+ * to store), INVALID_GROUP_ID.
  */
 import { ApiKey, defineApi } from '../api-keys.js';
 import type { ProtocolLimits } from '../frame.js';
@@ -48,7 +52,7 @@ function schemas(limits: ProtocolLimits) {
     throttleTimeMs: int32,
     errorCode: int16,
     errorMessage: nullable(string({ maxBytes: limits.stringBytesMax })),
-    /** The member id assigned by the coordinator on join; null otherwise. */
+    /** The member's id (assigned by the coordinator on join), in every successful reply; null with an error. */
     memberId: nullable(name),
     memberEpoch: int32,
     /** How often to heartbeat. */

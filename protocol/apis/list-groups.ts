@@ -1,6 +1,8 @@
 /**
  * ListGroups (Kafka key 16): the groups this broker coordinates. A client lists a cluster's
- * groups by asking every broker (as Kafka's admin client does).
+ * groups by asking every broker (as Kafka's admin client does). While some of its
+ * `__consumer_offsets` partitions are still loading, a broker answers COORDINATOR_LOAD_IN_PROGRESS
+ * (retriable) along with the groups of the loaded ones; the SDK's admin asks that broker again.
  */
 import { ApiKey, defineApi } from '../api-keys.js';
 import type { ProtocolLimits } from '../frame.js';

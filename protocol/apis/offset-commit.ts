@@ -4,7 +4,8 @@
  * consume, as in Kafka.
  *
  * A member commits with its memberId and memberEpoch; a commit for a partition the member does not
- * own (any more) is refused per partition. An admin commit (memberId '' and memberEpoch -1, as
+ * own (any more), or with an epoch that is neither its current nor its previous one, is refused
+ * per partition with ILLEGAL_GENERATION (UNKNOWN_MEMBER_ID for a member the group does not know). An admin commit (memberId '' and memberEpoch -1, as
  * `tributary groups reset-offsets` sends) is accepted only while the group has no members
  * (NON_EMPTY_GROUP otherwise).
  */

@@ -55,3 +55,26 @@ test('config is checked up front with INVALID_CONFIG; no reachable broker is NET
   const producer = t.producer();
   await assert.rejects(producer.send({ topic: 't', messages: [{ value: 'x' }] }), /not connected/);
 });
+
+test('admin listGroups: a broker still loading groups (COORDINATOR_LOAD_IN_PROGRESS) is asked again; a lasting error throws', async () => {
+  const fake = await FakeCluster.start(3);
+  const admin = clientFor(fake).admin();
+  try {
+    await admin.connect();
+    fake.coordinator.group('billing').offsets.set('orders\u00000', 5);
+    fake.coordinator.listGroupsErrors.push('COORDINATOR_LOAD_IN_PROGRESS', 'COORDINATOR_LOAD_IN_PROGRESS');
+    assert.deepEqual((await admin.listGroups()).map((g) => [g.groupId, g.coordinator]), [['billing', 1]]);
+    assert.equal(fake.coordinator.listGroupsErrors.length, 0);
+    // More failures than retry.retries (5 in clientFor): the error surfaces, typed.
+    fake.coordinator.listGroupsErrors.push(...Array.from({ length: 10 }, () => 'COORDINATOR_LOAD_IN_PROGRESS' as const));
+    await assert.rejects(admin.listGroups(), (e: unknown) => e instanceof TributaryError && e.code === 'COORDINATOR_LOAD_IN_PROGRESS');
+    // A non-retriable error is not retried.
+    fake.coordinator.listGroupsErrors.length = 0;
+    fake.coordinator.listGroupsErrors.push('INVALID_REQUEST', 'INVALID_REQUEST');
+    await assert.rejects(admin.listGroups(), /INVALID_REQUEST/);
+    assert.equal(fake.coordinator.listGroupsErrors.length, 1);
+  } finally {
+    await admin.disconnect();
+    await fake.close();
+  }
+});

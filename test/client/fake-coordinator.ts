@@ -70,6 +70,8 @@ export class FakeCoordinator {
   readonly events: CoordinatorEvent[] = [];
   readonly heartbeatErrors: ErrorName[] = [];
   readonly findCoordinatorErrors: ErrorName[] = [];
+  /** ListGroups answers these errors first (one per request, with the groups), as a broker loading a shard does. */
+  readonly listGroupsErrors: ErrorName[] = [];
   private nextMemberId = 1;
 
   constructor(
@@ -151,7 +153,7 @@ export class FakeCoordinator {
       }),
       handler(ApiKey.ListGroups, () => ({
         throttleTimeMs: 0,
-        errorCode: 0,
+        errorCode: brokerId === this.coordinatorId && this.listGroupsErrors.length > 0 ? ERRORS[this.listGroupsErrors.shift()!].code : 0,
         groups:
           brokerId !== this.coordinatorId
             ? []

@@ -4,7 +4,7 @@ import { ConsumerGroup, type GroupConfig, type GroupRecord, type HeartbeatInput,
 import { fromWire, toWire, tpKey, type TopicPartitionKey } from '../../broker/groups/topic-partitions.js';
 import { TributaryError } from '../../protocol/errors.js';
 
-const CONFIG: GroupConfig = { sessionTimeoutMs: 3000, heartbeatIntervalMs: 500, membersMax: 50 };
+const CONFIG: GroupConfig = { sessionTimeoutMs: 3000, heartbeatIntervalMs: 500, membersMax: 50, subscribedTopicsMax: 100 };
 
 function harness(counts: Record<string, number> = { t: 4 }) {
   const group = new ConsumerGroup('g', CONFIG);
@@ -178,6 +178,26 @@ test('group.consumer.max.size: a join past it is GROUP_MAX_SIZE_REACHED', () => 
   join();
   join();
   throwsCode(join, 'GROUP_MAX_SIZE_REACHED');
+});
+
+test('subscriptions: names must be topic names and at most group.consumer.max.subscribed.topics; a refused one changes nothing', () => {
+  const h = harness();
+  const a = h.hb({ memberId: '', memberEpoch: 0, subscribedTopicNames: ['t'] });
+  const before = { epoch: h.group.groupEpoch, records: h.group.memberRecords() };
+  h.group.drainChanges();
+  const refused = (names: string[], why: RegExp) =>
+    assert.throws(() => h.hb({ memberId: a.memberId, memberEpoch: a.memberEpoch, subscribedTopicNames: names }), (e: unknown) => e instanceof TributaryError && e.code === 'INVALID_REQUEST' && why.test(e.message));
+  refused(['t', 'a/b'], /subscribedTopicNames\[1\]: .*may only contain/);
+  refused(['x'.repeat(250)], /subscribedTopicNames\[0\]: .*249/);
+  refused([''], /subscribedTopicNames\[0\]: .*empty/);
+  refused(Array.from({ length: CONFIG.subscribedTopicsMax + 1 }, (_, i) => `t${i}`), /101 names, group.consumer.max.subscribed.topics=100/);
+  // A join is refused the same way, and no member is added.
+  assert.throws(() => h.hb({ memberId: '', memberEpoch: 0, subscribedTopicNames: ['..'] }), (e: unknown) => e instanceof TributaryError && e.code === 'INVALID_REQUEST');
+  assert.equal(h.group.groupEpoch, before.epoch);
+  assert.deepEqual(h.group.memberRecords(), before.records);
+  assert.deepEqual(h.group.drainChanges(), { group: null, members: [], removedMembers: [] });
+  // Exactly the limit, with valid names, is fine.
+  h.hb({ memberId: a.memberId, memberEpoch: a.memberEpoch, subscribedTopicNames: Array.from({ length: CONFIG.subscribedTopicsMax }, (_, i) => `t${i}`) });
 });
 
 test('a topic growing bumps the group epoch and hands out the new partitions', () => {
