@@ -79,7 +79,18 @@ export const consumeCommand: CommandModule<object, ConsumeArgs> = {
         for await (const m of consumer) {
           pending += (args.json ? JSON.stringify(toJson(m)) : (text(m.value) ?? '')) + '\n';
           count++;
-          if (maxMessages !== undefined && count >= maxMessages) break;
+          if (maxMessages !== undefined && count >= maxMessages) {
+            // The last record is printed (processed). Leaving the loop alone would not count it
+            // (the SDK cannot tell a break from a throw), so in a group commit past it by seeking.
+            if (args.group !== undefined) {
+              try {
+                consumer.seek({ topic: m.topic, partition: m.partition, offset: m.offset + 1 });
+              } catch {
+                // Revoked meanwhile: the next owner reads it again (at least once).
+              }
+            }
+            break;
+          }
           if (pending.length >= 65_536 || consumer.prefetched.messages === 0) await write();
         }
       } finally {

@@ -72,15 +72,26 @@ test('a broker compacts a compacted topic; a consumer reads the latest value per
     produced += 1;
 
     // Both replicas compact on their own: wait until each serves far fewer records than produced,
-    // up to the last one (a follower learns the high watermark on its next fetch).
+    // up to the last one (a follower learns the high watermark on its next fetch), and its closed
+    // segments are all cleaned (a segment that rolled after a cleaning pass waits for the next).
     const replicas = (await describePartitions(admin, TOPIC))[0]!.replicas;
     assert.equal(replicas.length, 2);
+    const closedSegmentKeys = (id: number): string[] => {
+      const files = [...segmentFiles(cluster.broker(id).dataDir, TOPIC, 0).values()];
+      const keys: string[] = [];
+      for (const bytes of files.slice(0, -1)) {
+        for (const { pos } of iterateBatches(bytes)) for (const r of decodeBatchRecords(bytes, pos)) keys.push(r.key!.toString());
+      }
+      return keys;
+    };
     await waitFor(
       'both replicas compacted',
       async () => {
         for (const id of replicas) {
           const records = await replicaRecords(id);
           if (records.length > produced / 2 || records[records.length - 1]?.offset !== produced - 1) return false;
+          const keys = closedSegmentKeys(id);
+          if (new Set(keys).size !== keys.length) return false;
         }
         return true;
       },
@@ -99,11 +110,7 @@ test('a broker compacts a compacted topic; a consumer reads the latest value per
       for (const r of records) latest.set(r.key, r.value);
       assert.deepEqual(latest, expected, `broker ${id}: the latest value per key`);
       // In the closed segments (all but the newest file) every key appears once.
-      const files = [...segmentFiles(cluster.broker(id).dataDir, TOPIC, 0).values()];
-      const keysInClosed: string[] = [];
-      for (const bytes of files.slice(0, -1)) {
-        for (const { pos } of iterateBatches(bytes)) for (const r of decodeBatchRecords(bytes, pos)) keysInClosed.push(r.key!.toString());
-      }
+      const keysInClosed = closedSegmentKeys(id);
       assert.equal(new Set(keysInClosed).size, keysInClosed.length, `broker ${id}: no key twice in its cleaned segments`);
     }
 
