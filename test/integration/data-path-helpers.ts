@@ -230,6 +230,18 @@ export function segmentFiles(dataDir: string, topic: string, partition: number):
   return out;
 }
 
+/** True when every replica's segment files of `topic-partition` equal the leader's, byte for byte. */
+export function segmentFilesMatchLeader(cluster: DataCluster, leader: number, replicas: readonly number[], topic: string, partition: number): boolean {
+  const mine = segmentFiles(cluster.broker(leader).dataDir, topic, partition);
+  for (const r of replicas) {
+    if (r === leader) continue;
+    const theirs = segmentFiles(cluster.broker(r).dataDir, topic, partition);
+    if (theirs.size !== mine.size) return false;
+    for (const [name, bytes] of mine) if (!theirs.get(name)?.equals(bytes)) return false;
+  }
+  return true;
+}
+
 // ---- SDK conveniences ---------------------------------------------------------------------------
 
 export async function describePartitions(admin: Admin, topic: string): Promise<PartitionDescription[]> {

@@ -28,7 +28,7 @@ import {
   readReplica,
   replicaHighWatermark,
   runCliWithInput,
-  segmentFiles,
+  segmentFiles, segmentFilesMatchLeader,
   startDataCluster,
   waitFullIsr,
   type DataCluster,
@@ -145,16 +145,9 @@ async function assertReplicasIdentical(topic: string, partition: number, end: nu
   await waitFor(
     `the segment files of ${topic}-${partition} to be identical on replicas ${p.replicas.join(',')}`,
     () => {
-      const mine = segmentFiles(cluster.broker(leader).dataDir, topic, partition);
-      const total = [...mine.values()].reduce((s, b) => s + b.length, 0);
+      const total = [...segmentFiles(cluster.broker(leader).dataDir, topic, partition).values()].reduce((s, b) => s + b.length, 0);
       if (total !== leaderRead.bytes.length) return false; // leader: exactly the batches served
-      for (const r of p.replicas) {
-        if (r === leader) continue;
-        const theirs = segmentFiles(cluster.broker(r).dataDir, topic, partition);
-        if (theirs.size !== mine.size) return false;
-        for (const [name, bytes] of mine) if (!theirs.get(name)?.equals(bytes)) return false;
-      }
-      return true;
+      return segmentFilesMatchLeader(cluster, leader, p.replicas, topic, partition);
     },
     { timeoutMs: 5000, intervalMs: 50 },
   );

@@ -14,9 +14,10 @@ import { waitFor } from '../../common/wait.js';
 import type { Admin, Consumer, PartitionDescription, Producer, Tributary } from '../../client/index.js';
 import type { ControllerChannel } from '../../client/controller-channel.js';
 import { ApiKey } from '../../protocol/api-keys.js';
+import { ERRORS, errorNameOf } from '../../protocol/errors.js';
 import { batchLastOffset, batchLeaderEpoch, decodeBatchRecords, iterateBatches } from '../../protocol/record-batch.js';
 import type { RpcConnection } from '../../protocol/transport/connection.js';
-import { readReplica, replicaHighWatermark, segmentFiles, startDataCluster, type DataCluster, type DataClusterOptions } from './data-path-helpers.js';
+import { readReplica, replicaHighWatermark, segmentFilesMatchLeader, startDataCluster, type DataCluster, type DataClusterOptions } from './data-path-helpers.js';
 import { Harness } from './harness.js';
 
 // ---- the load ---------------------------------------------------------------------------------
@@ -252,16 +253,7 @@ export async function assertReplicasIdentical(cluster: DataCluster, view: Contro
   // On disk, once nothing writes the partition: the same segment files byte for byte.
   await waitFor(
     `the segment files of ${topic}-${partition} to be identical on replicas ${p.replicas.join(',')}`,
-    () => {
-      const mine = segmentFiles(cluster.broker(leader).dataDir, topic, partition);
-      for (const r of p.replicas) {
-        if (r === leader) continue;
-        const theirs = segmentFiles(cluster.broker(r).dataDir, topic, partition);
-        if (theirs.size !== mine.size) return false;
-        for (const [name, bytes] of mine) if (!theirs.get(name)?.equals(bytes)) return false;
-      }
-      return true;
-    },
+    () => segmentFilesMatchLeader(cluster, leader, p.replicas, topic, partition),
     { timeoutMs: 10_000, intervalMs: 50 },
   );
   return { bytes: leaderRead.bytes, end, leader, replicas: [...p.replicas] };
@@ -449,4 +441,12 @@ export async function startFailoverSuite(name: string, clientId: string, options
     process.stderr.write(`cluster start failed; temp dir ${harness.root}\n${harness.diagnostics(40)}\n`);
     throw error;
   }
+}
+
+/** Errors a leader without a lease, or a deposed one, may answer with; anything else (success above all) is a failure. */
+export const DEPOSED_ERRORS: ReadonlySet<number> = new Set<number>([ERRORS.NOT_LEADER_OR_FOLLOWER.code, ERRORS.FENCED_LEADER_EPOCH.code, ERRORS.UNKNOWN_LEADER_EPOCH.code]);
+
+/** An error number's name, with 0 read as 'success' (for assertion messages). */
+export function errorName(code: number): string {
+  return code === 0 ? 'success' : errorNameOf(code);
 }

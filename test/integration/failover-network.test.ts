@@ -13,15 +13,12 @@ import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../../common/wait.js';
 import type { Admin, Tributary } from '../../client/index.js';
 import { ApiKey } from '../../protocol/api-keys.js';
-import { ERRORS, errorNameOf } from '../../protocol/errors.js';
 import { buildBatch } from '../../protocol/record-batch.js';
 import type { RpcConnection } from '../../protocol/transport/connection.js';
 import type { Harness } from './harness.js';
 import { readReplica, type DataCluster } from './data-path-helpers.js';
-import { checkAckedLogs, ContinuousLoad, ControllerView, recordsOf, startFailoverSuite } from './failover-helpers.js';
+import { checkAckedLogs, ContinuousLoad, ControllerView, DEPOSED_ERRORS, errorName, recordsOf, startFailoverSuite } from './failover-helpers.js';
 
-/** Errors a leader without a lease (or a deposed one) may answer with; success fails the test. */
-const DEPOSED_ERRORS = new Set<number>([ERRORS.NOT_LEADER_OR_FOLLOWER.code, ERRORS.FENCED_LEADER_EPOCH.code, ERRORS.UNKNOWN_LEADER_EPOCH.code]);
 const PROBE = 'netcut-probe-';
 
 let harness: Harness;
@@ -30,9 +27,6 @@ let client: Tributary;
 let admin: Admin;
 let view: ControllerView;
 
-function errorName(code: number): string {
-  return code === 0 ? 'success' : errorNameOf(code);
-}
 
 async function produceTo(conn: RpcConnection, topic: string, epoch: number, value: string): Promise<number> {
   const r = await conn.request(ApiKey.Produce, {

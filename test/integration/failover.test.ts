@@ -15,18 +15,16 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { waitFor } from '../../common/wait.js';
 import type { Admin, PartitionDescription, Producer, Tributary } from '../../client/index.js';
 import { ApiKey } from '../../protocol/api-keys.js';
-import { ERRORS, errorNameOf } from '../../protocol/errors.js';
+import { ERRORS } from '../../protocol/errors.js';
 import { buildBatch, decodeBatchRecords, iterateBatches } from '../../protocol/record-batch.js';
 import type { RpcConnection } from '../../protocol/transport/connection.js';
 import { Harness } from './harness.js';
 import { consumeN, readReplica, startDataCluster, type DataCluster } from './data-path-helpers.js';
-import { assertReplicasIdentical, checkPartitionLog, ContinuousLoad, ControllerView, fetchMetrics, metricValue, percentile, recordsOf, type LogRecord } from './failover-helpers.js';
+import { assertReplicasIdentical, checkPartitionLog, ContinuousLoad, ControllerView, DEPOSED_ERRORS, errorName, fetchMetrics, metricValue, percentile, recordsOf, type LogRecord } from './failover-helpers.js';
 
 const TEST_TIMEOUT_MS = 90_000;
 /** The issue asks writes to resume within 2 s (p50); a test on a loaded 2-core box asserts a generous bound. */
 const RESUME_BOUND_MS = 8000;
-/** Errors a deposed leader may answer with; anything else (success above all) fails. */
-const DEPOSED_ERRORS = new Set<number>([ERRORS.NOT_LEADER_OR_FOLLOWER.code, ERRORS.FENCED_LEADER_EPOCH.code, ERRORS.UNKNOWN_LEADER_EPOCH.code]);
 const FOLLOWER_FETCHES = 'tributary_broker_consumer_fetch_requests_total';
 
 let harness: Harness;
@@ -70,9 +68,6 @@ function idempotentProducer(): Producer {
   return client.producer({ acks: 'all', idempotent: true, lingerMs: 2, deliveryTimeoutMs: 30_000, maxInFlightPerPartition: 5, requestTimeoutMs: 3000 });
 }
 
-function errorName(code: number): string {
-  return code === 0 ? 'success' : errorNameOf(code);
-}
 
 /** Every record of a partition as served by one replica (its whole log up to its high watermark). */
 async function replicaRecords(broker: number, topic: string, partition: number): Promise<LogRecord[]> {
