@@ -7,6 +7,7 @@ import { ConfigFileError } from '../../common/properties.js';
 import { loadBrokerConfig } from '../../broker/config.js';
 import { BrokerServer } from '../../broker/broker-server.js';
 import { UsageError } from '../usage-error.js';
+import { tuneBrokerHeap } from '../heap-tuning.js';
 
 interface BrokerArgs {
   config?: string;
@@ -37,6 +38,7 @@ export const brokerCommand: CommandModule<object, BrokerArgs> = {
       if (error instanceof ConfigFileError) throw new UsageError(error.message);
       throw error;
     }
+    tuneBrokerHeap();
     const broker = await BrokerServer.start(config);
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', () => resolve());
