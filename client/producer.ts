@@ -257,7 +257,7 @@ export class Producer {
     }
     if (this.idempotent && this.acks !== -1) throw new TributaryError('INVALID_CONFIG', "an idempotent producer needs acks 'all'");
     this.retry = context.retry;
-    this.sticky = new StickyPartitioner(options.random ?? mathRandomInt);
+    this.sticky = new StickyPartitioner(options.random ?? mathRandomInt, this.batchBytesMax);
     this.cluster = new Cluster(context.cluster);
   }
 
@@ -440,7 +440,8 @@ export class Producer {
       if (q.open !== undefined && q.open.bytes + size > this.batchBytesMax) {
         this.closeBatch(q);
         if (sticky) {
-          // Closing the sticky partition's batch moved the sticky partition: follow it (KIP-480).
+          // A full batch moves the sticky partition: follow it.
+          this.sticky.onBatchFull(request.topic, partition, numPartitions);
           partition = this.sticky.current(request.topic, numPartitions);
           q = this.queueFor(request.topic, partition);
         }
@@ -463,7 +464,11 @@ export class Producer {
       }
       entry.count++;
       entry.positions?.push(i);
-      if (batch.bytes >= this.batchBytesMax) this.closeBatch(q);
+      if (sticky) this.sticky.onAppended(request.topic, partition, size, numPartitions);
+      if (batch.bytes >= this.batchBytesMax) {
+        this.closeBatch(q);
+        if (sticky) this.sticky.onBatchFull(request.topic, partition, numPartitions);
+      }
     }
     // The records live in their batches now; the send keeps only its bookkeeping.
     request.records.length = 0;
@@ -554,8 +559,6 @@ export class Producer {
     batch.records = [];
     batch.deadlineMs = performance.now() + this.deliveryTimeoutMs;
     q.ready.push(batch);
-    const topic = this.cluster.topic(q.topic);
-    if (topic !== undefined) this.sticky.onBatchClosed(q.topic, q.partition, topic.partitions.length);
     this.scheduleDrain(0);
   }
 

@@ -37,26 +37,35 @@ test('a key lands where Kafka puts it: toPositive(murmur2) % partitions', () => 
   }
 });
 
-test('the sticky partitioner keeps one partition until its batch closes, then moves to another', () => {
+test('the sticky partitioner keeps one partition until switchBytes went to it or its batch is full (KIP-794)', () => {
   let calls = 0;
-  const sticky = new StickyPartitioner((n) => (calls++ * 7) % n);
+  const sticky = new StickyPartitioner((n) => (calls++ * 7) % n, 1000);
   const first = sticky.current('t', 4);
   assert.equal(sticky.current('t', 4), first);
-  sticky.onBatchClosed('t', (first + 1) % 4, 4); // another partition's batch: no change
+  sticky.onAppended('t', (first + 1) % 4, 5000, 4); // bytes to another partition: no change
+  sticky.onBatchFull('t', (first + 1) % 4, 4);
   assert.equal(sticky.current('t', 4), first);
-  const seen = new Set<number>([first]);
-  let previous = first;
+  sticky.onAppended('t', first, 600, 4);
+  assert.equal(sticky.current('t', 4), first, 'below switchBytes');
+  sticky.onAppended('t', first, 400, 4);
+  const second = sticky.current('t', 4);
+  assert.notEqual(second, first, 'switchBytes reached');
+  sticky.onAppended('t', second, 999, 4);
+  assert.equal(sticky.current('t', 4), second, 'the count starts again after a switch');
+  const seen = new Set<number>([first, second]);
+  let previous = second;
   for (let i = 0; i < 20; i++) {
-    sticky.onBatchClosed('t', previous, 4);
+    sticky.onBatchFull('t', previous, 4);
     const next = sticky.current('t', 4);
     assert.notEqual(next, previous);
     seen.add(next);
     previous = next;
   }
-  assert.ok(seen.size > 1);
+  assert.ok(seen.size > 2);
   // One partition: nowhere else to go.
-  const single = new StickyPartitioner(() => 0);
+  const single = new StickyPartitioner(() => 0, 10);
   assert.equal(single.current('s', 1), 0);
-  single.onBatchClosed('s', 0, 1);
+  single.onAppended('s', 0, 100, 1);
+  single.onBatchFull('s', 0, 1);
   assert.equal(single.current('s', 1), 0);
 });

@@ -76,7 +76,7 @@ test('records sent within lingerMs share one batch; a full batch goes at once wi
     await Promise.all([producer.disconnect(), slow.disconnect()]);
   }));
 
-test('keyless records stick to one partition until its batch is sent, then switch (KIP-480)', () =>
+test('keyless records stick to one partition until its batch is full, then switch', () =>
   withFake(1, async (fake) => {
     fake.createTopic('s', 4);
     let r = 0;
@@ -91,6 +91,29 @@ test('keyless records stick to one partition until its batch is sent, then switc
     for (const p of fake.produced) assert.equal(p.header.recordCount, 4);
     assert.notEqual(fake.produced[0]!.partition, fake.produced[1]!.partition);
     assert.notEqual(fake.produced[1]!.partition, fake.produced[2]!.partition);
+    await producer.disconnect();
+  }));
+
+test('a batch closed by lingering does not move the sticky partition; batchBytesMax sent to it does (KIP-794)', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('lg', 4);
+    let r = 0;
+    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 0, batchBytesMax: 500, random: (n) => r++ % n });
+    await producer.connect();
+    const value = 'v'.repeat(100); // 116 bytes with overhead
+    const first = await producer.send({ topic: 'lg', messages: [{ value }] });
+    const second = await producer.send({ topic: 'lg', messages: [{ value }] });
+    const third = await producer.send({ topic: 'lg', messages: [{ value }] });
+    assert.equal(fake.produced.length, 3, 'each send lingered out in its own batch');
+    assert.equal(second[0]!.partition, first[0]!.partition);
+    assert.equal(third[0]!.partition, first[0]!.partition);
+    // 348 bytes so far; the fifth record reaches 580 >= 500: the sixth goes elsewhere.
+    const fourth = await producer.send({ topic: 'lg', messages: [{ value }] });
+    const fifth = await producer.send({ topic: 'lg', messages: [{ value }] });
+    const sixth = await producer.send({ topic: 'lg', messages: [{ value }] });
+    assert.equal(fourth[0]!.partition, first[0]!.partition);
+    assert.equal(fifth[0]!.partition, first[0]!.partition);
+    assert.notEqual(sixth[0]!.partition, first[0]!.partition);
     await producer.disconnect();
   }));
 
