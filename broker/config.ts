@@ -22,6 +22,11 @@ export interface BrokerConfig {
    */
   replicaHighWatermarkLingerMs: number;
   replicaFetchMaxBytes: number;
+  /**
+   * log.tail.cache.bytes.max (ours): bytes of the newest batches all of this broker's logs keep in
+   * memory together (each log also at most 8 MiB), so followers and tailing consumers skip the files.
+   */
+  tailCacheBytesMax: number;
   /** Defaults for topics that do not set them (min.insync.replicas, segment.bytes, ...). */
   topicDefaults: Record<string, string>;
   /** Waiting acks=all produce requests per partition, and fetches parked in long polls. */
@@ -96,6 +101,7 @@ export function loadBrokerConfig(flags: BrokerFlags): BrokerConfig {
     replicaFetchWaitMaxMs: intOption(props, 'replica.fetch.wait.max.ms', 500, 1, 60_000),
     replicaHighWatermarkLingerMs: intOption(props, 'replica.fetch.high.watermark.linger.ms', 5, 0, 60_000),
     replicaFetchMaxBytes: intOption(props, 'replica.fetch.max.bytes', 8 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    tailCacheBytesMax: intOption(props, 'log.tail.cache.bytes.max', 64 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024),
     topicDefaults,
     producePurgatoryMax: intOption(props, 'produce.purgatory.max', 100_000, 1),
     fetchPurgatoryMax: intOption(props, 'fetch.purgatory.max', 10_000, 1),

@@ -18,6 +18,7 @@ import type { ProduceRequest, ProduceResponse } from '../protocol/apis/produce.j
 import type { MetadataImage, PartitionImage } from '../protocol/metadata/image.js';
 import { topicConfigNumber, topicConfigValue } from '../protocol/metadata/topic-config.js';
 import { Log } from './log/log.js';
+import { TailCacheBudget } from './log/tail-cache.js';
 import type { CleanupPolicy, LogConfig } from './log/config.js';
 import { LogCleaner } from './log/log-cleaner.js';
 import type { BrokerConfig } from './config.js';
@@ -114,6 +115,8 @@ export class ReplicaManager {
   readonly cleaner: LogCleaner;
   private producesWaiting = 0;
   private fetchesWaiting = 0;
+  /** log.tail.cache.bytes.max: what the tail caches of all this broker's logs hold together. */
+  private readonly tailCacheBudget: TailCacheBudget;
   private closed = false;
 
   constructor(
@@ -124,6 +127,7 @@ export class ReplicaManager {
     private readonly metrics: BrokerMetrics,
     private readonly connect: (brokerId: number) => string | undefined,
   ) {
+    this.tailCacheBudget = new TailCacheBudget(config.tailCacheBytesMax);
     this.cleaner = new LogCleaner({
       clock,
       logger,
@@ -164,7 +168,7 @@ export class ReplicaManager {
         wanted.add(key);
         let part = this.partitions.get(key);
         if (part === undefined) {
-          const log = Log.open(join(this.config.dataDir, key), { config: logConfigFor(topic.configs, this.config.topicDefaults), clock: this.clock });
+          const log = Log.open(join(this.config.dataDir, key), { config: logConfigFor(topic.configs, this.config.topicDefaults), clock: this.clock, tailCacheBudget: this.tailCacheBudget });
           part = new Partition(p.topic, p.partition, log);
           this.partitions.set(key, part);
           this.logger.info({ partition: key, logEndOffset: log.logEndOffset, highWatermark: log.highWatermark }, 'hosting partition');

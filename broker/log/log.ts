@@ -46,7 +46,7 @@ import {
 } from './log-loader.js';
 import { LogSegment } from './segment.js';
 import { type SwapStep, swapInCleanedSegment } from './segment-swap.js';
-import { TailCache } from './tail-cache.js';
+import { TailCache, type TailCacheBudget } from './tail-cache.js';
 
 const EMPTY = Buffer.alloc(0);
 const fdatasyncAsync = promisify(fs.fdatasync);
@@ -57,6 +57,8 @@ export interface LogOptions {
   config?: Partial<LogConfig>;
   /** Injected time: segment.ms, flush.ms and the append time. Only `nowMs` is used. */
   clock: Pick<Clock, 'nowMs'>;
+  /** The broker-wide bound on the tail caches of all its logs (each also keeps its own tailCacheBytesMax). */
+  tailCacheBudget?: TailCacheBudget;
 }
 
 export interface LogAppendInfo {
@@ -91,6 +93,7 @@ export class Log {
     readonly dir: string,
     config: LogConfig,
     clock: Pick<Clock, 'nowMs'>,
+    tailCacheBudget: TailCacheBudget | undefined,
   ) {
     this.config = config;
     this.clock = clock;
@@ -102,7 +105,7 @@ export class Log {
     if (readOffsetCheckpoint(this.file(RECOVERY_POINT_FILE)) !== this.recoveryPointOffset) {
       writeOffsetCheckpoint(this.file(RECOVERY_POINT_FILE), this.recoveryPointOffset);
     }
-    this.tailCache = new TailCache(config.tailCacheBytesMax);
+    this.tailCache = new TailCache(config.tailCacheBytesMax, tailCacheBudget);
     this.lastFlushMs = nowMs;
     this.leaderLimits = { batchBytesMax: config.maxMessageBytes, recordsPerBatchMax: 0x7fffffff };
     this.followerLimits = { batchBytesMax: SEGMENT_BYTES_MAX, recordsPerBatchMax: 0x7fffffff };
@@ -127,7 +130,7 @@ export class Log {
 
   /** Open (creating if needed) the log in `dir`, recovering from a crash if there was one. */
   static open(dir: string, options: LogOptions): Log {
-    return new Log(dir, validateLogConfig(options.config), options.clock);
+    return new Log(dir, validateLogConfig(options.config), options.clock, options.tailCacheBudget);
   }
 
   private file(name: string): string {

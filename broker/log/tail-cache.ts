@@ -14,6 +14,10 @@
  * A view keeps its whole parent ArrayBuffer alive, so a chunk whose parent is more than twice
  * its size (a small slice of a big or pooled buffer) is copied once into its own buffer, so the
  * memory held stays within about twice bytesMax.
+ *
+ * Two bounds apply: each log's own `bytesMax`, and an optional TailCacheBudget shared by every log
+ * of the broker, which evicts the broker's oldest chunks first. Without the shared one, memory
+ * grew with the partition count (8 MiB per partition: 800 MiB for 100 partitions under load).
  */
 import { assert } from '../../common/assert.js';
 import { BATCH_HEADER_BYTES, batchLastOffset, batchSizeAt } from '../../protocol/record-batch.js';
@@ -21,6 +25,52 @@ import { BATCH_HEADER_BYTES, batchLastOffset, batchSizeAt } from '../../protocol
 const EMPTY = Buffer.alloc(0);
 /** Compact the chunk arrays once this many evicted slots sit at the front. */
 const COMPACT_AFTER_SLOTS = 1024;
+
+/**
+ * A byte budget shared by the tail caches of one broker: when their total passes `bytesMax`, the
+ * oldest chunks of the whole broker go first (chunks are queued in append order; an entry whose
+ * chunk is already gone, evicted by its own cache, truncated or cleared, is skipped).
+ */
+export class TailCacheBudget {
+  private bytesHeld = 0;
+  private chunksHeld = 0;
+  private queue: Array<{ cache: TailCache; baseOffset: number }> = [];
+  private head = 0;
+
+  constructor(readonly bytesMax: number) {}
+
+  get sizeBytes(): number {
+    return this.bytesHeld;
+  }
+
+  /** @internal TailCache calls: a chunk was added. */
+  added(cache: TailCache, baseOffset: number, length: number): void {
+    this.bytesHeld += length;
+    this.chunksHeld++;
+    this.queue.push({ cache, baseOffset });
+    while (this.bytesHeld > this.bytesMax && this.head < this.queue.length) {
+      const oldest = this.queue[this.head]!;
+      this.queue[this.head++] = STALE;
+      oldest.cache.evictIfOldest(oldest.baseOffset);
+    }
+    // Entries of chunks that left by other ways pile up only until they outnumber the live ones.
+    if (this.head >= COMPACT_AFTER_SLOTS && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    } else if (this.queue.length - this.head > 2 * this.chunksHeld + COMPACT_AFTER_SLOTS) {
+      this.queue = this.queue.slice(this.head).filter((e) => e.cache.holdsChunkAt(e.baseOffset));
+      this.head = 0;
+    }
+  }
+
+  /** @internal TailCache calls: bytes (and whole chunks) left a cache. */
+  released(bytes: number, chunks: number): void {
+    this.bytesHeld -= bytes;
+    this.chunksHeld -= chunks;
+  }
+}
+
+const STALE = { cache: undefined as unknown as TailCache, baseOffset: -1 };
 
 export class TailCache {
   private baseOffsets: number[] = [];
@@ -30,10 +80,36 @@ export class TailCache {
   private head = 0;
   private bytes = 0;
 
-  constructor(readonly bytesMax: number) {}
+  constructor(
+    readonly bytesMax: number,
+    private readonly budget?: TailCacheBudget,
+  ) {}
 
   get sizeBytes(): number {
     return this.bytes;
+  }
+
+  private get chunkCount(): number {
+    return this.chunks.length - this.head;
+  }
+
+  /** Evict the oldest chunk if it starts at `baseOffset` (the shared budget's call). */
+  evictIfOldest(baseOffset: number): void {
+    if (!this.isEmpty && this.baseOffsets[this.head] === baseOffset) this.evictOldest();
+  }
+
+  /** Whether a chunk starting at `baseOffset` is held. */
+  holdsChunkAt(baseOffset: number): boolean {
+    let lo = this.head;
+    let hi = this.baseOffsets.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const at = this.baseOffsets[mid]!;
+      if (at === baseOffset) return true;
+      if (at < baseOffset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
   }
 
   get isEmpty(): boolean {
@@ -62,10 +138,15 @@ export class TailCache {
     this.chunks.push(chunk);
     this.bytes += length;
     while (this.bytes > this.bytesMax) this.evictOldest();
+    // The new chunk itself is never evicted above (it fits bytesMax alone), so every chunk held
+    // is on the budget's books.
+    this.budget?.added(this, baseOffset, length);
   }
 
   private evictOldest(): void {
-    this.bytes -= this.chunks[this.head]!.length;
+    const length = this.chunks[this.head]!.length;
+    this.bytes -= length;
+    this.budget?.released(length, 1);
     this.chunks[this.head] = EMPTY;
     this.head++;
     if (this.isEmpty) {
@@ -81,6 +162,7 @@ export class TailCache {
   }
 
   clear(): void {
+    this.budget?.released(this.bytes, this.chunkCount);
     this.baseOffsets = [];
     this.endOffsets = [];
     this.chunks = [];
@@ -137,7 +219,9 @@ export class TailCache {
   truncateTo(endOffset: number): void {
     let n = this.chunks.length;
     while (n > this.head && this.baseOffsets[n - 1]! >= endOffset) {
-      this.bytes -= this.chunks[n - 1]!.length;
+      const length = this.chunks[n - 1]!.length;
+      this.bytes -= length;
+      this.budget?.released(length, 1);
       n--;
     }
     this.baseOffsets.length = n;
@@ -153,6 +237,7 @@ export class TailCache {
       let pos = 0;
       while (pos + BATCH_HEADER_BYTES <= chunk.length && batchLastOffset(chunk, pos) < endOffset) pos += batchSizeAt(chunk, pos);
       this.bytes -= chunk.length - pos;
+      this.budget?.released(chunk.length - pos, 0);
       // A view of the kept prefix: the bytes themselves are never written.
       this.chunks[last] = chunk.subarray(0, pos);
       this.endOffsets[last] = endOffset;

@@ -13,6 +13,8 @@ import {
   iterateBatches,
   stampBatch,
 } from '../../protocol/record-batch.js';
+import { TailCacheBudget } from '../../broker/log/tail-cache.js';
+import { Log } from '../../broker/log/log.js';
 import { T0, baseOffsets, concat, listDir, makeBatch, openLog, readAllBatches, tempDir } from './helpers.js';
 
 function isError(code: string) {
@@ -195,6 +197,35 @@ test('the tail cache stays within its budget and survives truncation', (t) => {
   const more = fill(log, 3);
   assert.deepEqual(readAllBatches(log), [...batches.slice(0, 35), ...more]);
   log.close();
+});
+
+test('logs sharing a tail-cache budget stay within it together, the oldest chunks of all going first', (t) => {
+  const budget = new TailCacheBudget(3000);
+  const open = (name: string) => Log.open(tempDir(t, `budget-${name}-`), { config: { tailCacheBytesMax: 2000 }, clock: new ManualClock(T0), tailCacheBudget: budget });
+  const a = open('a');
+  const b = open('b');
+  const cacheOf = (log: Log) => (log as unknown as { tailCache: { sizeBytes: number } }).tailCache;
+  const batchesA = fill(a, 30);
+  assert.ok(cacheOf(a).sizeBytes <= 2000 && cacheOf(a).sizeBytes > 1500, `each log keeps its own bound (${cacheOf(a).sizeBytes})`);
+  assert.equal(budget.sizeBytes, cacheOf(a).sizeBytes);
+  const heldByA = cacheOf(a).sizeBytes;
+  const batchesB = fill(b, 30);
+  assert.ok(budget.sizeBytes <= 3000, `together within the budget (${budget.sizeBytes})`);
+  assert.equal(budget.sizeBytes, cacheOf(a).sizeBytes + cacheOf(b).sizeBytes);
+  assert.ok(cacheOf(a).sizeBytes < heldByA, 'b\'s appends evicted a\'s older chunks');
+  assert.ok(cacheOf(b).sizeBytes > cacheOf(a).sizeBytes, 'the newest chunks stay');
+  // Truncation and close give their bytes back; reads are right wherever they are served from.
+  a.truncateTo(batchBaseOffset(batchesA[25]!));
+  assert.equal(budget.sizeBytes, cacheOf(a).sizeBytes + cacheOf(b).sizeBytes);
+  assert.deepEqual(readAllBatches(a), batchesA.slice(0, 25));
+  assert.deepEqual(readAllBatches(b), batchesB);
+  for (let i = 0; i < 200; i++) fill(i % 2 === 0 ? a : b, 1);
+  assert.ok(budget.sizeBytes <= 3000);
+  assert.equal(budget.sizeBytes, cacheOf(a).sizeBytes + cacheOf(b).sizeBytes);
+  a.close();
+  assert.equal(budget.sizeBytes, cacheOf(b).sizeBytes, 'a closed log holds nothing');
+  b.close();
+  assert.equal(budget.sizeBytes, 0);
 });
 
 test('roll by segment.bytes and by segment.ms (fake clock)', (t) => {
