@@ -44,6 +44,7 @@ import { ProduceApi } from './apis/produce.js';
 import { RaftMessagesApi } from './apis/raft-messages.js';
 import { TributaryError, type ErrorName } from './errors.js';
 import { RequestSlot, ResponseSlot, packFrame, resolveLimits, unpackFrame, type ProtocolLimits } from './frame.js';
+import { packFrameChunks } from './frame-chunks.js';
 import { int16, int32, isInvalid, optional, string, validationMessage, type Infer, type Schema } from './schema.js';
 
 export * from './api-keys.js';
@@ -273,6 +274,17 @@ export class Protocol {
     if (frame.errorCode !== undefined) return this.encodeErrorResponse(frame.correlationId, frame.errorCode, frame.errorMessage);
     const entry = this.mustHave(apiKey);
     return packFrame([frame.correlationId, null, null, entry.response.encode(frame.body)], this.limits.frameBytesMax);
+  }
+
+  /**
+   * The same frame as encodeResponse, as pieces to send as one message: large byte fields (record
+   * batches) are pieces of their own, not copied (frame-chunks.ts). The caller must not change
+   * those buffers until they are sent.
+   */
+  encodeResponseChunks<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>): Buffer[] {
+    if (frame.errorCode !== undefined) return [this.encodeErrorResponse(frame.correlationId, frame.errorCode, frame.errorMessage)];
+    const entry = this.mustHave(apiKey);
+    return packFrameChunks([frame.correlationId, null, null, entry.response.encode(frame.body)], this.limits.frameBytesMax);
   }
 
   /** A response failing the whole request: from a TributaryError, an error name, or a wire number. */

@@ -90,7 +90,7 @@ class ServerConnection {
   paused = false;
   readonly abort = new AbortController();
   /** Called by ws after each response frame is written; one per connection, not per request. */
-  readonly afterWrite: (error?: Error) => void;
+  readonly afterWrite: (error?: Error | null) => void;
   /** The TCP socket under the WebSocket (ws keeps it in `_socket`), for cork/uncork. */
   private readonly socket: Duplex | undefined;
   private corked = false;
@@ -121,6 +121,38 @@ class ServerConnection {
 
   send(bytes: Buffer): void {
     if (this.closed) return;
+    this.cork();
+    this.ws.send(bytes, this.afterWrite);
+    this.checkBackpressure();
+  }
+
+  /**
+   * One message from pieces (Protocol.encodeResponseChunks), by reference: one binary WebSocket
+   * frame whose payload is the pieces, written as [frame header, ...pieces] in one writev. Not
+   * through ws's send, which takes one buffer: sending the pieces as fragments of a message
+   * instead made the receiver copy the record bytes twice (each fragment, then the message),
+   * which cost as much as the copy saved here. Writing to the socket directly is safe while ws's
+   * sender has nothing queued (it queues only for compression, off here, and Blobs, never sent),
+   * since every frame it writes is then already on the socket; otherwise the pieces are joined.
+   */
+  sendPieces(pieces: Buffer[]): void {
+    if (this.closed) return;
+    const sender = (this.ws as unknown as { _sender?: { _state?: number; _queue?: unknown[] } })._sender;
+    const socket = this.socket;
+    if (pieces.length === 1 || socket === undefined || this.ws.readyState !== this.ws.OPEN || sender?._state !== 0 || sender._queue?.length !== 0) {
+      return this.send(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
+    }
+    let length = 0;
+    for (const piece of pieces) length += piece.length;
+    this.cork();
+    socket.write(frameHeader(length));
+    const last = pieces.length - 1;
+    for (let i = 0; i < last; i++) socket.write(pieces[i]!);
+    socket.write(pieces[last]!, this.afterWrite);
+    this.checkBackpressure();
+  }
+
+  private cork(): void {
     if (!this.corked) {
       // Responses finished in the same run of microtasks (say every acks=all produce the high
       // watermark just released) go out in one writev instead of one syscall each: the socket
@@ -130,7 +162,9 @@ class ServerConnection {
       this.socket?.cork();
       process.nextTick(ServerConnection.uncork, this);
     }
-    this.ws.send(bytes, this.afterWrite);
+  }
+
+  private checkBackpressure(): void {
     if (!this.paused && this.ws.bufferedAmount > this.outboundBytesMax) {
       this.paused = true;
       this.ws.pause();
@@ -353,18 +387,24 @@ export class RpcServer {
   }
 
   private async dispatch(connection: ServerConnection, frame: AnyRequestFrame, fn: (body: unknown, ctx: RequestContext) => unknown): Promise<void> {
-    let bytes: Buffer | undefined;
+    let bytes: Buffer | Buffer[] | undefined;
     try {
       const result: unknown = await fn(frame.body, new Context(connection, frame.correlationId, frame.apiVersion, frame.clientId));
       if (result !== NO_RESPONSE) {
         // The handler's type promised ResponseOf<apiKey>; encode trusts it (the client validates).
-        bytes = this.protocol.encodeResponse(frame.apiKey, { correlationId: frame.correlationId, body: result as never });
+        // Fetch answers carry record batches: sent by reference, not copied into the frame.
+        bytes =
+          frame.apiKey === ApiKey.Fetch
+            ? this.protocol.encodeResponseChunks(frame.apiKey, { correlationId: frame.correlationId, body: result as never })
+            : this.protocol.encodeResponse(frame.apiKey, { correlationId: frame.correlationId, body: result as never });
       }
     } catch (error) {
       bytes = this.errorResponse(connection, frame, error);
     }
     connection.inflight--;
-    if (bytes !== undefined) connection.send(bytes);
+    if (bytes === undefined) return;
+    if (Array.isArray(bytes)) connection.sendPieces(bytes);
+    else connection.send(bytes);
   }
 
   private errorResponse(connection: ServerConnection, frame: AnyRequestFrame, error: unknown): Buffer {
@@ -388,6 +428,23 @@ export class RpcServer {
     const served = this.protocol.apiVersions().filter((v) => v.apiKey === ApiKey.ApiVersions || this.options.handlers.has(v.apiKey));
     return { errorCode: 0, apiKeys: served, throttleTimeMs: 0 };
   }
+}
+
+/** The header of an unmasked (server to client), final, binary WebSocket frame (RFC 6455 5.2). */
+function frameHeader(payloadBytes: number): Buffer {
+  if (payloadBytes < 126) return Buffer.from([0x82, payloadBytes]);
+  if (payloadBytes <= 0xffff) {
+    const header = Buffer.allocUnsafe(4);
+    header[0] = 0x82;
+    header[1] = 126;
+    header.writeUInt16BE(payloadBytes, 2);
+    return header;
+  }
+  const header = Buffer.allocUnsafe(10);
+  header[0] = 0x82;
+  header[1] = 127;
+  header.writeBigUInt64BE(BigInt(payloadBytes), 2);
+  return header;
 }
 
 function refuseUpgrade(socket: Duplex, why: string): void {

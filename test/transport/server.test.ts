@@ -34,6 +34,20 @@ function rejection(promise: Promise<unknown>): Promise<TributaryError> {
 
 const heartbeatOk = handler(ApiKey.BrokerHeartbeat, () => HEARTBEAT_RESPONSE);
 
+/** A Fetch answer for one topic: partitions firstIndex, firstIndex + 1, ... with these record sets. */
+function fetchAnswer(topic: string, highWatermark: number, recordSets: Buffer[], firstIndex = 0): FetchResponse {
+  const partitions = recordSets.map((records, i) => ({
+    partitionIndex: firstIndex + i,
+    errorCode: 0,
+    highWatermark,
+    lastStableOffset: highWatermark,
+    logStartOffset: 0,
+    preferredReadReplica: -1,
+    records,
+  }));
+  return { throttleTimeMs: 0, responses: [{ topic, partitions }] };
+}
+
 test('round trip of a real API: Fetch with record bytes, the context the handler sees, default ApiVersions', async (t) => {
   const records = Buffer.from('a record batch stand-in');
   const seen: RequestContext[] = [];
@@ -41,25 +55,7 @@ test('round trip of a real API: Fetch with record bytes, the context the handler
     handler(ApiKey.Fetch, (body, ctx): FetchResponse => {
       seen.push(ctx);
       const partition = body.topics[0]!.partitions[0]!;
-      return {
-        throttleTimeMs: 0,
-        responses: [
-          {
-            topic: body.topics[0]!.topic,
-            partitions: [
-              {
-                partitionIndex: partition.partition,
-                errorCode: 0,
-                highWatermark: partition.fetchOffset + 10,
-                lastStableOffset: partition.fetchOffset + 10,
-                logStartOffset: 0,
-                preferredReadReplica: -1,
-                records,
-              },
-            ],
-          },
-        ],
-      };
+      return fetchAnswer(body.topics[0]!.topic, partition.fetchOffset + 10, [records], partition.partition);
     }),
   ]);
   t.after(() => server.close());
@@ -81,6 +77,28 @@ test('round trip of a real API: Fetch with record bytes, the context the handler
     versions.apiKeys.map((v) => v.apiKey),
     [ApiKey.Fetch, ApiKey.ApiVersions].sort((a, b) => a - b),
   );
+});
+
+test('Fetch answers with large record sets go out as fragments by reference and arrive byte-exact, concurrent ones unmixed', async (t) => {
+  const setsFor = (offset: number) =>
+    [100_000, 5_000, 10, 300_000].map((n, i) => Buffer.alloc(n, (offset * 7 + i) & 0xff));
+  const { server, url } = await startServer([
+    handler(ApiKey.Fetch, async (body): Promise<FetchResponse> => {
+      const offset = body.topics[0]!.partitions[0]!.fetchOffset;
+      await new Promise((r) => setImmediate(r)); // answers finish together, in one corked write
+      return fetchAnswer(body.topics[0]!.topic, offset, setsFor(offset));
+    }),
+  ]);
+  t.after(() => server.close());
+  const connection = await RpcConnection.connect(url, { clientId: 'test-client' });
+  t.after(() => connection.close());
+  const offsets = [1, 2, 3, 4, 5, 6];
+  const responses = await Promise.all(offsets.map((o) => connection.request(ApiKey.Fetch, fetchRequest(o))));
+  responses.forEach((response, k) => {
+    const partitions = response.responses[0]!.partitions;
+    assert.equal(partitions[0]!.highWatermark, offsets[k]);
+    assert.deepEqual(partitions.map((p) => Buffer.from(p.records!)), setsFor(offsets[k]!));
+  });
 });
 
 test('a handler throwing TributaryError reaches the client as that typed error', async (t) => {
