@@ -22,6 +22,8 @@ export interface BrokerConfig {
    */
   replicaHighWatermarkLingerMs: number;
   replicaFetchMaxBytes: number;
+  /** replica.high.watermark.checkpoint.interval.ms (Kafka's name and default, 5000): how often each high watermark is saved. */
+  highWatermarkCheckpointIntervalMs: number;
   /**
    * log.tail.cache.bytes.max (ours): bytes of the newest batches all of this broker's logs keep in
    * memory together (each log also at most 8 MiB), so followers and tailing consumers skip the files.
@@ -101,6 +103,7 @@ export function loadBrokerConfig(flags: BrokerFlags): BrokerConfig {
     replicaFetchWaitMaxMs: intOption(props, 'replica.fetch.wait.max.ms', 500, 1, 60_000),
     replicaHighWatermarkLingerMs: intOption(props, 'replica.fetch.high.watermark.linger.ms', 5, 0, 60_000),
     replicaFetchMaxBytes: intOption(props, 'replica.fetch.max.bytes', 8 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+    highWatermarkCheckpointIntervalMs: intOption(props, 'replica.high.watermark.checkpoint.interval.ms', 5000, 10, 3_600_000),
     tailCacheBytesMax: intOption(props, 'log.tail.cache.bytes.max', 64 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024),
     topicDefaults,
     producePurgatoryMax: intOption(props, 'produce.purgatory.max', 100_000, 1),

@@ -111,6 +111,8 @@ export class ReplicaManager {
   private isrTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
   private cleanerTimer: NodeJS.Timeout | undefined;
+  private highWatermarkTimer: NodeJS.Timeout | undefined;
+  private checkpointingHighWatermarks = false;
   /** Compacts partitions of cleanup.policy=compact topics, one at a time, in bounded steps. */
   readonly cleaner: LogCleaner;
   private producesWaiting = 0;
@@ -144,6 +146,29 @@ export class ReplicaManager {
     this.isrTimer = setInterval(() => void this.checkIsr(), this.config.isrCheckIntervalMs);
     this.retentionTimer = setInterval(() => this.enforceRetention(), this.config.retentionCheckIntervalMs);
     this.cleanerTimer = setInterval(() => this.startCleaning(), this.config.cleanerBackoffMs);
+    this.highWatermarkTimer = setInterval(() => void this.checkpointHighWatermarks(), this.config.highWatermarkCheckpointIntervalMs);
+  }
+
+  /**
+   * Save every partition's high watermark (Kafka: replica.high.watermark.checkpoint.interval.ms),
+   * one partition at a time with the fsyncs in the thread pool, so a replica restarted after a
+   * crash starts from a recent one. A round still running when the next is due is not doubled.
+   */
+  private async checkpointHighWatermarks(): Promise<void> {
+    if (this.checkpointingHighWatermarks || this.closed) return;
+    this.checkpointingHighWatermarks = true;
+    try {
+      for (const part of [...this.partitions.values()]) {
+        if (this.closed) return;
+        try {
+          await part.log.checkpointHighWatermarkAsync();
+        } catch (error) {
+          this.logger.warn({ partition: part.key, err: error instanceof Error ? error.message : String(error) }, 'could not checkpoint the high watermark');
+        }
+      }
+    } finally {
+      this.checkpointingHighWatermarks = false;
+    }
   }
 
   /** Beside retention: start a log-cleaner round on the dirtiest compacted partition, if none is running. */
@@ -681,6 +706,7 @@ export class ReplicaManager {
     if (this.isrTimer !== undefined) clearInterval(this.isrTimer);
     if (this.retentionTimer !== undefined) clearInterval(this.retentionTimer);
     if (this.cleanerTimer !== undefined) clearInterval(this.cleanerTimer);
+    if (this.highWatermarkTimer !== undefined) clearInterval(this.highWatermarkTimer);
     await this.cleaner.close();
     for (const f of this.fetchers.values()) f.stop();
     this.fetchers.clear();

@@ -79,3 +79,27 @@ export function readOffsetCheckpoint(file: string): number | null {
 export function writeOffsetCheckpoint(file: string, offset: number): void {
   writeCheckpointLines(file, [String(offset)]);
 }
+
+/**
+ * writeOffsetCheckpoint off the event loop: the same temp file, fsync, rename, directory fsync,
+ * with the waits in libuv's thread pool, for periodic checkpoints of many partitions (one fsync
+ * each would stall appends). Its own temp name (still `*.tmp`, which the loader removes), so it
+ * cannot mix with a synchronous write of the same file.
+ */
+export async function writeOffsetCheckpointAsync(file: string, offset: number): Promise<void> {
+  const temp = `${file}.async${TEMP_SUFFIX}`;
+  const handle = await fs.promises.open(temp, 'w');
+  try {
+    await handle.writeFile(`${CHECKPOINT_VERSION}\n${offset}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await fs.promises.rename(temp, file);
+  const dir = await fs.promises.open(path.dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}

@@ -33,7 +33,7 @@ import {
   checkBatch,
   stampBatch,
 } from '../../protocol/record-batch.js';
-import { fsyncDir, readOffsetCheckpoint, writeOffsetCheckpoint } from './checkpoint-file.js';
+import { fsyncDir, readOffsetCheckpoint, writeOffsetCheckpoint, writeOffsetCheckpointAsync } from './checkpoint-file.js';
 import { type LogConfig, SEGMENT_BYTES_MAX, deletesByRetention, isCompacted, validateLogConfig } from './config.js';
 import { type EpochEndOffset, LeaderEpochCache } from './leader-epoch-cache.js';
 import {
@@ -85,6 +85,8 @@ export class Log {
   /** Bumped by anything that removes data, so a background flush cannot vouch for what it did not sync. */
   private generation = 0;
   private closed = false;
+  /** The asynchronous high-watermark checkpoint being written, if any. */
+  private highWatermarkCheckpointing: Promise<void> | undefined;
   /** Append limits: a producer's batch against max.message.bytes; a follower's, which the leader accepted, only against the segment. */
   private readonly leaderLimits: { batchBytesMax: number; recordsPerBatchMax: number };
   private readonly followerLimits: { batchBytesMax: number; recordsPerBatchMax: number };
@@ -187,6 +189,36 @@ export class Log {
     if (this.checkpointedHighWatermark === this.highWatermarkOffset) return;
     writeOffsetCheckpoint(this.file(HIGH_WATERMARK_FILE), this.highWatermarkOffset);
     this.checkpointedHighWatermark = this.highWatermarkOffset;
+  }
+
+  /**
+   * The periodic checkpoint (Kafka's replica.high.watermark.checkpoint.interval.ms), with the
+   * fsyncs off the event loop. Should it finish after a synchronous checkpoint of a newer value
+   * (close), the file holds the older one: still a valid lower bound, which is all a high
+   * watermark checkpoint promises (a restarted replica learns the current one from the leader,
+   * and the value read back is clamped to the log).
+   * A log closed or deleted meanwhile makes it a no-op.
+   */
+  async checkpointHighWatermarkAsync(): Promise<void> {
+    // One write at a time (they share a temp file); a call during one waits, then writes what is current.
+    while (this.highWatermarkCheckpointing !== undefined) await this.highWatermarkCheckpointing;
+    const offset = this.highWatermarkOffset;
+    if (this.checkpointedHighWatermark === offset || this.closed) return;
+    const writing = writeOffsetCheckpointAsync(this.file(HIGH_WATERMARK_FILE), offset);
+    this.highWatermarkCheckpointing = writing.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      await writing;
+    } catch (error) {
+      if (this.closed) return;
+      throw error;
+    } finally {
+      this.highWatermarkCheckpointing = undefined;
+    }
+    // What the file holds now (a synchronous write in between only costs one more write later).
+    this.checkpointedHighWatermark = offset;
   }
 
   get latestEpoch(): number {

@@ -16,6 +16,10 @@ import type { Admin, Producer, Tributary } from '../../client/index.js';
 import { ApiKey } from '../../protocol/api-keys.js';
 import { errorNameOf } from '../../protocol/errors.js';
 import { decodeBatchRecords, iterateBatches } from '../../protocol/record-batch.js';
+import path from 'node:path';
+import { HIGH_WATERMARK_FILE } from '../../broker/log/log-loader.js';
+import { readOffsetCheckpoint } from '../../broker/log/checkpoint-file.js';
+import { waitFor } from '../../common/wait.js';
 import { Harness } from './harness.js';
 import { startDataCluster, waitFullIsr, type DataCluster } from './data-path-helpers.js';
 
@@ -23,6 +27,8 @@ import { startDataCluster, waitFullIsr, type DataCluster } from './data-path-hel
 const REPLICA_FETCH_WAIT_MAX_MS = 60_000;
 /** The read-your-writes fetch's own wait: below the replica long poll, so only a prompt HW can satisfy it. */
 const READER_WAIT_MS = 20_000;
+/** replica.high.watermark.checkpoint.interval.ms for these brokers (Kafka's default is 5000). */
+const HW_CHECKPOINT_INTERVAL_MS = 200;
 
 let harness: Harness;
 let cluster: DataCluster;
@@ -34,7 +40,10 @@ describe('a follower learns the high watermark promptly', { timeout: 180_000 }, 
   before(async () => {
     harness = new Harness('follower-hw');
     try {
-      cluster = await startDataCluster(harness, { brokers: 3, brokerProperties: { 'replica.fetch.wait.max.ms': String(REPLICA_FETCH_WAIT_MAX_MS) } });
+      cluster = await startDataCluster(harness, {
+        brokers: 3,
+        brokerProperties: { 'replica.fetch.wait.max.ms': String(REPLICA_FETCH_WAIT_MAX_MS), 'replica.high.watermark.checkpoint.interval.ms': String(HW_CHECKPOINT_INTERVAL_MS) },
+      });
       client = cluster.client('it-follower-hw');
       admin = client.admin();
       await admin.connect();
@@ -86,5 +95,16 @@ describe('a follower learns the high watermark promptly', { timeout: 180_000 }, 
         t.diagnostic(`round ${round}: follower ${follower} served offset ${offset} ${Math.round(performance.now() - askedAt)} ms after the ack (replica.fetch.wait.max.ms=${REPLICA_FETCH_WAIT_MAX_MS})`);
       }
     }
+  });
+
+  test('every replica saves the high watermark to disk every replica.high.watermark.checkpoint.interval.ms, without a restart', { timeout: 60_000 }, async () => {
+    const topic = 'hw-checkpoint';
+    await admin.createTopics([{ topic, partitions: 1, replicationFactor: 3, config: { 'min.insync.replicas': '2' } }]);
+    const [p] = await waitFullIsr(admin, topic);
+    await producer.send({ topic, messages: Array.from({ length: 25 }, (_, i) => ({ partition: 0, value: `v${i}` })) });
+    const checkpointed = (id: number) => readOffsetCheckpoint(path.join(cluster.broker(id).dataDir, `${topic}-0`, HIGH_WATERMARK_FILE));
+    // The followers learn HW 25 with their next fetch answers; every replica's file must then
+    // say 25 while the brokers keep running (before, it was written only on a clean shutdown).
+    await waitFor('each replica\'s high-watermark checkpoint file to reach 25', () => p!.replicas.every((id) => checkpointed(id) === 25), { timeoutMs: 20_000 });
   });
 });

@@ -14,6 +14,8 @@ import {
   stampBatch,
 } from '../../protocol/record-batch.js';
 import { TailCacheBudget } from '../../broker/log/tail-cache.js';
+import { HIGH_WATERMARK_FILE } from '../../broker/log/log-loader.js';
+import { readOffsetCheckpoint } from '../../broker/log/checkpoint-file.js';
 import { Log } from '../../broker/log/log.js';
 import { T0, baseOffsets, concat, listDir, makeBatch, openLog, readAllBatches, tempDir } from './helpers.js';
 
@@ -226,6 +228,27 @@ test('logs sharing a tail-cache budget stay within it together, the oldest chunk
   assert.equal(budget.sizeBytes, cacheOf(b).sizeBytes, 'a closed log holds nothing');
   b.close();
   assert.equal(budget.sizeBytes, 0);
+});
+
+test('the high watermark checkpoint can be written off the event loop, and reads back after a crash', async (t) => {
+  const dir = tempDir(t);
+  const log = openLog(dir);
+  fill(log, 10);
+  const file = path.join(dir, HIGH_WATERMARK_FILE);
+  log.highWatermark = 7;
+  assert.equal(readOffsetCheckpoint(file), null, 'nothing saved yet');
+  await log.checkpointHighWatermarkAsync();
+  assert.equal(readOffsetCheckpoint(file), 7);
+  log.highWatermark = 9;
+  await Promise.all([log.checkpointHighWatermarkAsync(), log.checkpointHighWatermarkAsync()]);
+  assert.equal(readOffsetCheckpoint(file), 9);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'no temp file left behind');
+  // No close (a crash): a new instance starts from the saved value.
+  const reopened = openLog(dir);
+  assert.equal(reopened.highWatermark, 9);
+  reopened.close();
+  log.close();
+  await log.checkpointHighWatermarkAsync(); // closed: a no-op, no throw
 });
 
 test('roll by segment.bytes and by segment.ms (fake clock)', (t) => {
