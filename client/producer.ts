@@ -444,6 +444,9 @@ export class Producer {
           this.sticky.onBatchFull(request.topic, partition, numPartitions);
           partition = this.sticky.current(request.topic, numPartitions);
           q = this.queueFor(request.topic, partition);
+          // The new sticky partition may hold a part-filled batch from an earlier turn (switches
+          // go by bytes, across batches): the record must fit that one too. It stays sticky.
+          if (q.open !== undefined && q.open.bytes + size > this.batchBytesMax) this.closeBatch(q);
         }
       }
       const batch = q.open ?? this.openBatch(q);

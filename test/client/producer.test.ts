@@ -117,6 +117,24 @@ test('a batch closed by lingering does not move the sticky partition; batchBytes
     await producer.disconnect();
   }));
 
+test('a record following the sticky partition to a part-filled batch never makes that batch exceed batchBytesMax', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('ov', 2);
+    let r = 0;
+    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 0, batchBytesMax: 500, random: (n) => r++ % n });
+    await producer.connect();
+    const value = 'v'.repeat(100); // 116 bytes: 4 fit in 500
+    // One record lingers out alone on the first sticky partition; then nine in one send: four fill
+    // the other partition's batch, the fifth moves back to the first, whose part-filled batch
+    // (1 record) can take only three more.
+    await producer.send({ topic: 'ov', messages: [{ value }] });
+    await producer.send({ topic: 'ov', messages: Array.from({ length: 9 }, () => ({ value })) });
+    await producer.flush();
+    for (const p of fake.produced) assert.ok(p.header.recordCount <= 4, `a batch of ${p.header.recordCount} records (> 500 bytes) on partition ${p.partition}`);
+    assert.equal(fake.produced.reduce((n, p) => n + p.header.recordCount, 0), 10);
+    await producer.disconnect();
+  }));
+
 test('send waits while bufferBytesMax of records are unacknowledged, then proceeds in order', () =>
   withFake(1, async (fake) => {
     fake.createTopic('bp', 1);
