@@ -34,7 +34,8 @@ const COMPACT_AFTER_SLOTS = 1024;
 export class TailCacheBudget {
   private bytesHeld = 0;
   private chunksHeld = 0;
-  private queue: Array<{ cache: TailCache; baseOffset: number }> = [];
+  private queue: Array<{ cache: TailCache; id: number }> = [];
+  private nextId = 1;
   private head = 0;
 
   constructor(readonly bytesMax: number) {}
@@ -43,22 +44,28 @@ export class TailCacheBudget {
     return this.bytesHeld;
   }
 
-  /** @internal TailCache calls: a chunk was added. */
-  added(cache: TailCache, baseOffset: number, length: number): void {
+  /** @internal TailCache calls: a chunk is being added. Returns its id (unique per budget). */
+  added(cache: TailCache, length: number): number {
+    const id = this.nextId++;
     this.bytesHeld += length;
     this.chunksHeld++;
-    this.queue.push({ cache, baseOffset });
+    this.queue.push({ cache, id });
+    return id;
+  }
+
+  /** @internal TailCache calls after adding: evict the broker's oldest chunks while over budget. */
+  enforce(): void {
     while (this.bytesHeld > this.bytesMax && this.head < this.queue.length) {
       const oldest = this.queue[this.head]!;
       this.queue[this.head++] = STALE;
-      oldest.cache.evictIfOldest(oldest.baseOffset);
+      oldest.cache.evictIfOldest(oldest.id);
     }
     // Entries of chunks that left by other ways pile up only until they outnumber the live ones.
     if (this.head >= COMPACT_AFTER_SLOTS && this.head * 2 >= this.queue.length) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     } else if (this.queue.length - this.head > 2 * this.chunksHeld + COMPACT_AFTER_SLOTS) {
-      this.queue = this.queue.slice(this.head).filter((e) => e.cache.holdsChunkAt(e.baseOffset));
+      this.queue = this.queue.slice(this.head).filter((e) => e.cache.holdsChunk(e.id));
       this.head = 0;
     }
   }
@@ -70,10 +77,12 @@ export class TailCacheBudget {
   }
 }
 
-const STALE = { cache: undefined as unknown as TailCache, baseOffset: -1 };
+const STALE = { cache: undefined as unknown as TailCache, id: 0 };
 
 export class TailCache {
   private baseOffsets: number[] = [];
+  /** The budget's id of each chunk (0 without a budget); ids only grow along the array. */
+  private ids: number[] = [];
   /** lastOffset + 1 of each chunk. */
   private endOffsets: number[] = [];
   private chunks: Buffer[] = [];
@@ -93,20 +102,24 @@ export class TailCache {
     return this.chunks.length - this.head;
   }
 
-  /** Evict the oldest chunk if it starts at `baseOffset` (the shared budget's call). */
-  evictIfOldest(baseOffset: number): void {
-    if (!this.isEmpty && this.baseOffsets[this.head] === baseOffset) this.evictOldest();
+  /**
+   * Evict the oldest chunk if it is chunk `id` (the shared budget's call). By id, not offset: a
+   * chunk truncated away and appended again at the same offset is a new chunk, and the old
+   * one's queue entry must not evict it.
+   */
+  evictIfOldest(id: number): void {
+    if (!this.isEmpty && this.ids[this.head] === id) this.evictOldest();
   }
 
-  /** Whether a chunk starting at `baseOffset` is held. */
-  holdsChunkAt(baseOffset: number): boolean {
+  /** Whether chunk `id` is held. */
+  holdsChunk(id: number): boolean {
     let lo = this.head;
-    let hi = this.baseOffsets.length - 1;
+    let hi = this.ids.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const at = this.baseOffsets[mid]!;
-      if (at === baseOffset) return true;
-      if (at < baseOffset) lo = mid + 1;
+      const at = this.ids[mid]!;
+      if (at === id) return true;
+      if (at < id) lo = mid + 1;
       else hi = mid - 1;
     }
     return false;
@@ -133,14 +146,13 @@ export class TailCache {
       chunk = Buffer.allocUnsafeSlow(length);
       buf.copy(chunk, 0, start, end);
     }
+    this.ids.push(this.budget?.added(this, length) ?? 0);
     this.baseOffsets.push(baseOffset);
     this.endOffsets.push(endOffset);
     this.chunks.push(chunk);
     this.bytes += length;
     while (this.bytes > this.bytesMax) this.evictOldest();
-    // The new chunk itself is never evicted above (it fits bytesMax alone), so every chunk held
-    // is on the budget's books.
-    this.budget?.added(this, baseOffset, length);
+    this.budget?.enforce();
   }
 
   private evictOldest(): void {
@@ -155,6 +167,7 @@ export class TailCache {
     }
     if (this.head >= COMPACT_AFTER_SLOTS && this.head * 2 >= this.chunks.length) {
       this.baseOffsets.splice(0, this.head);
+      this.ids.splice(0, this.head);
       this.endOffsets.splice(0, this.head);
       this.chunks.splice(0, this.head);
       this.head = 0;
@@ -164,6 +177,7 @@ export class TailCache {
   clear(): void {
     this.budget?.released(this.bytes, this.chunkCount);
     this.baseOffsets = [];
+    this.ids = [];
     this.endOffsets = [];
     this.chunks = [];
     this.head = 0;
@@ -225,6 +239,7 @@ export class TailCache {
       n--;
     }
     this.baseOffsets.length = n;
+    this.ids.length = n;
     this.endOffsets.length = n;
     this.chunks.length = n;
     if (this.isEmpty) {

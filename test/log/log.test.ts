@@ -13,7 +13,7 @@ import {
   iterateBatches,
   stampBatch,
 } from '../../protocol/record-batch.js';
-import { TailCacheBudget } from '../../broker/log/tail-cache.js';
+import { TailCache, TailCacheBudget } from '../../broker/log/tail-cache.js';
 import { HIGH_WATERMARK_FILE } from '../../broker/log/log-loader.js';
 import { readOffsetCheckpoint } from '../../broker/log/checkpoint-file.js';
 import { Log } from '../../broker/log/log.js';
@@ -228,6 +228,30 @@ test('logs sharing a tail-cache budget stay within it together, the oldest chunk
   assert.equal(budget.sizeBytes, cacheOf(b).sizeBytes, 'a closed log holds nothing');
   b.close();
   assert.equal(budget.sizeBytes, 0);
+});
+
+test('a chunk truncated away and appended again at the same offset is not evicted by the old one\'s budget entry', () => {
+  const chunk = (offset: number) => {
+    const b = makeBatch({ valueBytes: 200 });
+    stampBatch(b, 0, offset, 0);
+    return b;
+  };
+  const append = (cache: TailCache, offset: number) => {
+    const b = chunk(offset);
+    cache.append(b, 0, b.length, offset, offset + 1);
+  };
+  const budget = new TailCacheBudget(1000); // room for three chunks of ~270 bytes
+  const a = new TailCache(10_000, budget);
+  const b = new TailCache(10_000, budget);
+  append(a, 0);
+  a.truncateTo(0); // a follower truncating
+  append(b, 0);
+  append(b, 1);
+  append(a, 0); // the same offset again: a new chunk, the newest of the broker
+  append(b, 2); // over budget: the oldest live chunk (b's first) goes, not a's new one
+  assert.notEqual(a.read(0, 1e6, 1), null, 'a\'s new chunk is still cached');
+  assert.equal(b.read(0, 1e6, 1), null, 'b\'s oldest chunk was evicted');
+  assert.equal(budget.sizeBytes, a.sizeBytes + b.sizeBytes);
 });
 
 test('the high watermark checkpoint can be written off the event loop, and reads back after a crash', async (t) => {
