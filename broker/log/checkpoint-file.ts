@@ -84,9 +84,11 @@ export function writeOffsetCheckpoint(file: string, offset: number): void {
  * writeOffsetCheckpoint off the event loop: the same temp file, fsync, rename, directory fsync,
  * with the waits in libuv's thread pool, for periodic checkpoints of many partitions (one fsync
  * each would stall appends). Its own temp name (still `*.tmp`, which the loader removes), so it
- * cannot mix with a synchronous write of the same file.
+ * cannot mix with a synchronous write of the same file. `stillValid` is asked right before the
+ * rename, which happens in the same tick: if the value is no longer right to save (the caller's
+ * state moved on while the bytes were being synced), the temp file is dropped and it returns false.
  */
-export async function writeOffsetCheckpointAsync(file: string, offset: number): Promise<void> {
+export async function writeOffsetCheckpointAsync(file: string, offset: number, stillValid: () => boolean): Promise<boolean> {
   const temp = `${file}.async${TEMP_SUFFIX}`;
   const handle = await fs.promises.open(temp, 'w');
   try {
@@ -95,11 +97,16 @@ export async function writeOffsetCheckpointAsync(file: string, offset: number): 
   } finally {
     await handle.close();
   }
-  await fs.promises.rename(temp, file);
+  if (!stillValid()) {
+    await fs.promises.rm(temp, { force: true });
+    return false;
+  }
+  fs.renameSync(temp, file);
   const dir = await fs.promises.open(path.dirname(file), 'r');
   try {
     await dir.sync();
   } finally {
     await dir.close();
   }
+  return true;
 }

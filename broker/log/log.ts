@@ -193,32 +193,33 @@ export class Log {
 
   /**
    * The periodic checkpoint (Kafka's replica.high.watermark.checkpoint.interval.ms), with the
-   * fsyncs off the event loop. Should it finish after a synchronous checkpoint of a newer value
-   * (close), the file holds the older one: still a valid lower bound, which is all a high
-   * watermark checkpoint promises (a restarted replica learns the current one from the leader,
-   * and the value read back is clamped to the log).
-   * A log closed or deleted meanwhile makes it a no-op.
+   * fsyncs off the event loop. The file is renamed into place only if, at that moment, the log is
+   * open, nothing was truncated since the value was taken, and the high watermark is still at
+   * least that value: a checkpoint must never hold a high watermark above the log's (after a
+   * truncation, offsets past it were never committed). A log closed meanwhile saves its own on close.
    */
   async checkpointHighWatermarkAsync(): Promise<void> {
     // One write at a time (they share a temp file); a call during one waits, then writes what is current.
     while (this.highWatermarkCheckpointing !== undefined) await this.highWatermarkCheckpointing;
     const offset = this.highWatermarkOffset;
+    const generation = this.generation;
     if (this.checkpointedHighWatermark === offset || this.closed) return;
-    const writing = writeOffsetCheckpointAsync(this.file(HIGH_WATERMARK_FILE), offset);
+    const stillValid = () => !this.closed && this.generation === generation && this.highWatermarkOffset >= offset;
+    const writing = writeOffsetCheckpointAsync(this.file(HIGH_WATERMARK_FILE), offset, stillValid);
     this.highWatermarkCheckpointing = writing.then(
       () => undefined,
       () => undefined,
     );
+    let written: boolean;
     try {
-      await writing;
+      written = await writing;
     } catch (error) {
       if (this.closed) return;
       throw error;
     } finally {
       this.highWatermarkCheckpointing = undefined;
     }
-    // What the file holds now (a synchronous write in between only costs one more write later).
-    this.checkpointedHighWatermark = offset;
+    if (written) this.checkpointedHighWatermark = offset;
   }
 
   get latestEpoch(): number {
@@ -715,7 +716,9 @@ export class Log {
   /** Close and remove the whole partition directory (the topic was deleted). */
   deleteAll(): void {
     this.releaseFiles();
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    // Retries: a checkpoint temp file from the thread pool may appear between rm's listing and
+    // its rmdir (ENOTEMPTY); the next pass removes it.
+    fs.rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
   }
 
   private releaseFiles(): void {

@@ -230,6 +230,25 @@ test('logs sharing a tail-cache budget stay within it together, the oldest chunk
   assert.equal(budget.sizeBytes, 0);
 });
 
+test('a high watermark checkpoint that finishes after a truncation never saves the older, higher value', async (t) => {
+  const dir = tempDir(t);
+  const log = openLog(dir);
+  fill(log, 10);
+  log.highWatermark = 10;
+  const pending = log.checkpointHighWatermarkAsync(); // takes 10, syncs in the thread pool
+  log.truncateTo(5); // a follower truncating to a new leader's log
+  fill(log, 5);
+  log.highWatermark = 6;
+  log.close(); // saves 6
+  await pending;
+  const file = path.join(dir, HIGH_WATERMARK_FILE);
+  assert.equal(readOffsetCheckpoint(file), 6);
+  assert.deepEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], 'the dropped temp file is removed');
+  const reopened = openLog(dir);
+  assert.equal(reopened.highWatermark, 6);
+  reopened.close();
+});
+
 test('a chunk truncated away and appended again at the same offset is not evicted by the old one\'s budget entry', () => {
   const chunk = (offset: number) => {
     const b = makeBatch({ valueBytes: 200 });
