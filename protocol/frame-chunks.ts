@@ -16,7 +16,7 @@
  */
 import { TributaryError } from './errors.js';
 
-/** Byte fields at least this long travel by reference. Smaller ones are cheaper to copy. */
+/** Byte fields at least this long travel by reference (if not small views of big buffers). Smaller ones are cheaper to copy. */
 export const EXTERNAL_BYTES_MIN = 4096;
 
 let scratch = Buffer.allocUnsafeSlow(64 * 1024);
@@ -141,7 +141,10 @@ class Writer {
     if (length <= 0xff) (scratch[this.pos++] = 0xc4), (scratch[this.pos++] = length);
     else if (length <= 0xffff) (scratch[this.pos++] = 0xc5), scratch.writeUInt16BE(length, this.pos), (this.pos += 2);
     else (scratch[this.pos++] = 0xc6), scratch.writeUInt32BE(length, this.pos), (this.pos += 4);
-    if (length >= this.externalBytesMin) {
+    // By reference only when the view is at least half of the memory it keeps alive: a queued
+    // answer's pieces count toward the connection's outbound limit by their own length, so a small
+    // view of a big buffer (a slice of a large tail-cache chunk) would pin far more than counted.
+    if (length >= this.externalBytesMin && b.buffer.byteLength <= 2 * length) {
       this.runs.push(this.runStart, this.pos, b);
       this.total += this.pos - this.runStart + length;
       this.runStart = this.pos;

@@ -63,7 +63,7 @@ test('property: random valid responses of every API encode to the same values', 
 
 test('large byte fields are pieces of their own, by reference; small ones are copied', () => {
   const big = Buffer.alloc(10_000, 1);
-  const view = new Uint8Array(Buffer.alloc(20_000, 2).buffer, 5, 8_000);
+  const view = new Uint8Array(Buffer.alloc(20_000, 2).buffer, 5, 12_000);
   const small = Buffer.alloc(100, 3);
   const pieces = sameAsMsgpackr([1, 'topic', [big, small, null, view], 42], 4096);
   assert.equal(pieces.length, 5, 'head, big, middle, view, tail');
@@ -71,8 +71,13 @@ test('large byte fields are pieces of their own, by reference; small ones are co
   assert.equal(pieces[1]!.byteOffset, big.byteOffset);
   assert.equal(pieces[3]!.buffer, view.buffer);
   assert.equal(pieces[3]!.byteOffset, 5);
-  assert.equal(pieces[3]!.length, 8_000);
+  assert.equal(pieces[3]!.length, 12_000);
   for (const p of [pieces[0]!, pieces[2]!, pieces[4]!]) assert.ok(p.buffer !== small.buffer && p.length < 200);
+  // A small view of a big buffer is copied: by reference it would keep the whole buffer alive.
+  const pinned = new Uint8Array(Buffer.alloc(100_000, 4).buffer, 1000, 8_000);
+  const copied = sameAsMsgpackr([pinned], 4096);
+  assert.equal(copied.length, 1);
+  assert.notEqual(copied[0]!.buffer, pinned.buffer);
   // A frame whose last field is external ends with that piece.
   const ending = sameAsMsgpackr([big], 4096);
   assert.equal(ending.length, 2);
