@@ -118,7 +118,13 @@ export function runLogAppendBench(options: LogBenchOptions): LogBenchResult {
       const chunk = reader.read(offset, readStepBytes);
       let lastPos = 0;
       for (const { pos } of iterateBatches(chunk)) lastPos = pos;
-      offset = batchLastOffset(chunk, lastPos) + 1;
+      const next = chunk.length === 0 ? offset : batchLastOffset(chunk, lastPos) + 1;
+      // A read that does not move forward would spin here for ever (seen once in a test run,
+      // not reproduced): fail with what was read instead.
+      if (next <= offset) {
+        throw new Error(`log bench read-back: read(${offset}) returned ${chunk.length} bytes ending at offset ${next - 1}, log [${reader.logStartOffset}, ${reader.logEndOffset}), segments ${reader.segmentBaseOffsets().join(',')}`);
+      }
+      offset = next;
       readBytes += chunk.length;
     }
     const readMs = performance.now() - readStart;
