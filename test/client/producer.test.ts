@@ -76,13 +76,21 @@ test('records sent within lingerMs share one batch; a full batch goes at once wi
     await Promise.all([producer.disconnect(), slow.disconnect()]);
   }));
 
+/**
+ * A connected acks=1 producer on a new topic with batchBytesMax 500 and a round-robin "random"
+ * for the sticky partitioner, and a value of 116 bytes with overhead (4 fit in a batch).
+ */
+async function stickyProducer(fake: FakeCluster, topic: string, partitions: number, lingerMs: number) {
+  fake.createTopic(topic, partitions);
+  let r = 0;
+  const producer = clientFor(fake).producer({ acks: 1, lingerMs, batchBytesMax: 500, random: (n) => r++ % n });
+  await producer.connect();
+  return { producer, value: 'v'.repeat(100) };
+}
+
 test('keyless records stick to one partition until its batch is full, then switch', () =>
   withFake(1, async (fake) => {
-    fake.createTopic('s', 4);
-    let r = 0;
-    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 60_000, batchBytesMax: 500, random: (n) => r++ % n });
-    await producer.connect();
-    const value = 'v'.repeat(100); // 116 bytes: 4 records per batch
+    const { producer, value } = await stickyProducer(fake, 's', 4, 60_000);
     const sent = producer.send({ topic: 's', messages: Array.from({ length: 12 }, () => ({ value })) });
     await waitFor('two full batches sent', () => fake.produced.length === 2);
     await producer.flush(); // the third is still lingering
@@ -96,11 +104,7 @@ test('keyless records stick to one partition until its batch is full, then switc
 
 test('a batch closed by lingering does not move the sticky partition; batchBytesMax sent to it does (KIP-794)', () =>
   withFake(1, async (fake) => {
-    fake.createTopic('lg', 4);
-    let r = 0;
-    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 0, batchBytesMax: 500, random: (n) => r++ % n });
-    await producer.connect();
-    const value = 'v'.repeat(100); // 116 bytes with overhead
+    const { producer, value } = await stickyProducer(fake, 'lg', 4, 0);
     const first = await producer.send({ topic: 'lg', messages: [{ value }] });
     const second = await producer.send({ topic: 'lg', messages: [{ value }] });
     const third = await producer.send({ topic: 'lg', messages: [{ value }] });
@@ -119,11 +123,7 @@ test('a batch closed by lingering does not move the sticky partition; batchBytes
 
 test('a record following the sticky partition to a part-filled batch never makes that batch exceed batchBytesMax', () =>
   withFake(1, async (fake) => {
-    fake.createTopic('ov', 2);
-    let r = 0;
-    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 0, batchBytesMax: 500, random: (n) => r++ % n });
-    await producer.connect();
-    const value = 'v'.repeat(100); // 116 bytes: 4 fit in 500
+    const { producer, value } = await stickyProducer(fake, 'ov', 2, 0);
     // One record lingers out alone on the first sticky partition; then nine in one send: four fill
     // the other partition's batch, the fifth moves back to the first, whose part-filled batch
     // (1 record) can take only three more.
