@@ -58,8 +58,23 @@ export function readCheckpointLines(file: string): string[] | null {
   return lines.slice(1);
 }
 
+/** The file's text: the version line, then the payload lines. */
+function checkpointText(lines: readonly string[]): string {
+  return [String(CHECKPOINT_VERSION), ...lines].join('\n') + '\n';
+}
+
 export function writeCheckpointLines(file: string, lines: readonly string[], sync = true): void {
-  writeFileAtomic(file, [String(CHECKPOINT_VERSION), ...lines].join('\n') + '\n', sync);
+  writeFileAtomic(file, checkpointText(lines), sync);
+}
+
+/** fsync a file or directory by path, the wait in libuv's thread pool (fsyncDir's async twin). */
+export async function fsyncPathAsync(file: string): Promise<void> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Parse a non-negative safe integer written by us; anything else is damage. */
@@ -92,7 +107,7 @@ export async function writeOffsetCheckpointAsync(file: string, offset: number, s
   const temp = `${file}.async${TEMP_SUFFIX}`;
   const handle = await fs.promises.open(temp, 'w');
   try {
-    await handle.writeFile(`${CHECKPOINT_VERSION}\n${offset}\n`);
+    await handle.writeFile(checkpointText([String(offset)]));
     await handle.sync();
   } finally {
     await handle.close();
@@ -102,11 +117,6 @@ export async function writeOffsetCheckpointAsync(file: string, offset: number, s
     return false;
   }
   fs.renameSync(temp, file);
-  const dir = await fs.promises.open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await fsyncPathAsync(path.dirname(file));
   return true;
 }

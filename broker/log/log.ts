@@ -33,7 +33,7 @@ import {
   checkBatch,
   stampBatch,
 } from '../../protocol/record-batch.js';
-import { fsyncDir, readOffsetCheckpoint, writeOffsetCheckpoint, writeOffsetCheckpointAsync } from './checkpoint-file.js';
+import { fsyncDir, fsyncPathAsync, readOffsetCheckpoint, writeOffsetCheckpoint, writeOffsetCheckpointAsync } from './checkpoint-file.js';
 import { type LogConfig, SEGMENT_BYTES_MAX, deletesByRetention, isCompacted, validateLogConfig } from './config.js';
 import { type EpochEndOffset, LeaderEpochCache } from './leader-epoch-cache.js';
 import {
@@ -424,14 +424,7 @@ export class Log {
     const generation = this.generation;
     try {
       await fdatasyncAsync(segment.fileDescriptor);
-      for (const file of [segment.offsetIndex.file, segment.timeIndex.file, this.dir]) {
-        const handle = await fs.promises.open(file, 'r');
-        try {
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-      }
+      for (const file of [segment.offsetIndex.file, segment.timeIndex.file, this.dir]) await fsyncPathAsync(file);
     } catch {
       return; // the segment was deleted meanwhile, or the disk is failing; the next flush() will tell
     }
