@@ -675,13 +675,13 @@ export class Producer {
     try {
       const connection = await this.cluster.connectionTo(brokerId);
       if (this.acks === 0) {
-        if (!connection.send(ApiKey.Produce, body)) throw new TributaryError('NETWORK_EXCEPTION', `connection to broker ${brokerId} closed`);
+        if (!connection.send(ApiKey.Produce, body, { byReference: true })) throw new TributaryError('NETWORK_EXCEPTION', `connection to broker ${brokerId} closed`);
         for (const b of batches) this.completeBatch(b, -1);
         this.scheduleDrain(0);
         return;
       }
       // The broker waits up to timeoutMs for acks; give the round trip a little on top.
-      response = await connection.request(ApiKey.Produce, body, { timeoutMs: this.requestTimeoutMs + 1000 });
+      response = await connection.request(ApiKey.Produce, body, { timeoutMs: this.requestTimeoutMs + 1000, byReference: true });
     } catch (error) {
       const e = error instanceof TributaryError ? error : new TributaryError('UNKNOWN_SERVER_ERROR', String(error), { cause: error });
       for (const b of batches) this.batchFailedAttempt(b, e);

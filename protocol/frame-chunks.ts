@@ -1,12 +1,13 @@
 /**
- * A second encoder for frames that carry large byte fields (Fetch responses: record batches),
- * producing the frame as a list of pieces whose concatenation is one valid msgpack value. Byte
- * fields of at least `externalBytesMin` are not copied (unless they are small views of much bigger
- * buffers): the piece *is* the caller's buffer (a view of the log's tail cache or of a read from
- * disk), and the server writes the pieces as the payload of one WebSocket frame, in one writev
- * (ServerConnection.sendPieces). msgpackr copies every byte field into its output; for a follower
- * fetch answer that copy was 6% of the leader's CPU, paid once per follower, on the replication
- * path that acks=all waits for.
+ * A second encoder for frames that carry large byte fields (Fetch responses and Produce
+ * requests: record batches), producing the frame as a list of pieces whose concatenation is one
+ * valid msgpack value. Byte fields of at least `externalBytesMin` are not copied (unless they are
+ * small views of much bigger buffers): the piece *is* the caller's buffer (a view of the log's
+ * tail cache or of a read from disk; a producer's batch), and the pieces go out as the payload of
+ * one WebSocket frame, in one writev (ws-pieces.ts: ServerConnection.sendPieces, and
+ * RpcConnection requests sent byReference). msgpackr copies every byte field into its output; for
+ * a follower fetch answer that copy was 6% of the leader's CPU, paid once per follower, on the
+ * replication path that acks=all waits for.
  *
  * It writes the same msgpack types msgpackr reads back to the same values: nil, booleans,
  * integers (the smallest width; beyond 32 bits, and bigints, int64/uint64, read back as numbers), float64,

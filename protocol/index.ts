@@ -224,6 +224,19 @@ export class Protocol {
   }
 
   /**
+   * The same frame as encodeRequest, as pieces whose concatenation is those bytes' equivalent
+   * (frame-chunks.ts): byte fields of 4 KiB and more (a Produce request's record batches) are
+   * not copied. For RpcConnection's byReference requests.
+   */
+  encodeRequestChunks<K extends ApiKeyNumber>(frame: RequestFrame<K>): Buffer[] {
+    const entry = this.mustHave(frame.apiKey);
+    return packFrameChunks(
+      [frame.apiKey, frame.apiVersion, frame.correlationId, frame.clientId ?? null, entry.request.encode(frame.body)],
+      this.limits.frameBytesMax,
+    );
+  }
+
+  /**
    * Decode and validate a request frame. Throws RequestFrameError: MESSAGE_TOO_LARGE above
    * frameBytesMax, INVALID_REQUEST for broken framing or a wrong field (message names the
    * field path), UNSUPPORTED_VERSION for an unknown API or a version outside its range.

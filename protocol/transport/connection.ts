@@ -25,6 +25,7 @@ import { TributaryError } from '../errors.js';
 import { defaultProtocol, type Protocol, type RawResponse, type RequestOf, type ResponseOf } from '../index.js';
 import { CloseCode, describeClose, stderrLogger, type TransportLogger } from './types.js';
 import { positiveInt, nonNegativeInt } from '../options.js';
+import { writeFramePieces, zeroMask } from './ws-pieces.js';
 
 export interface RpcConnectionOptions {
   /** Limits for encoding/decoding (and the ws maxPayload). Default: defaultProtocol. */
@@ -51,6 +52,12 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Default 0. */
   apiVersion?: number;
+  /**
+   * Send byte fields of 4 KiB and more by reference instead of copying them into the frame
+   * (Protocol.encodeRequestChunks, ws-pieces.ts): for requests carrying record batches. The
+   * caller must not change those buffers afterwards.
+   */
+  byReference?: boolean;
 }
 
 const enum State {
@@ -66,8 +73,8 @@ interface Pending {
   readonly apiVersion: number;
   readonly correlationId: number;
   readonly timeoutMs: number;
-  /** The encoded request while it waits in the queue. */
-  frame: Buffer | undefined;
+  /** The encoded request (one buffer, or pieces) while it waits in the queue. */
+  frame: Buffer | Buffer[] | undefined;
   timer: NodeJS.Timeout | undefined;
   resolve: (body: unknown) => void;
   reject: (error: Error) => void;
@@ -115,7 +122,7 @@ export class RpcConnection {
     return new Promise((resolve, reject) => {
       let ws: WebSocket;
       try {
-        ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: protocol.limits.frameBytesMax, handshakeTimeout: connectTimeoutMs });
+        ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: protocol.limits.frameBytesMax, handshakeTimeout: connectTimeoutMs, generateMask: zeroMask });
       } catch (cause) {
         reject(new TributaryError('INVALID_CONFIG', `cannot connect to ${url}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause }));
         return;
@@ -218,9 +225,10 @@ export class RpcConnection {
       );
     }
     const correlationId = this.takeCorrelationId();
-    let frame: Buffer;
+    let frame: Buffer | Buffer[];
     try {
-      frame = this.protocol.encodeRequest({ apiKey, apiVersion, correlationId, clientId: this.clientId, body });
+      const request = { apiKey, apiVersion, correlationId, clientId: this.clientId, body };
+      frame = options?.byReference === true ? this.protocol.encodeRequestChunks(request) : this.protocol.encodeRequest(request);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -253,10 +261,10 @@ export class RpcConnection {
    * when the connection is closed. Not bounded by inflightRequestsMax: the caller bounds what it
    * sends (Raft sends at most one batch per peer per Ready).
    */
-  send<K extends ApiKeyNumber>(apiKey: K, body: RequestOf<K>, options?: { apiVersion?: number }): boolean {
+  send<K extends ApiKeyNumber>(apiKey: K, body: RequestOf<K>, options?: { apiVersion?: number; byReference?: boolean }): boolean {
     if (this.closeError !== undefined) return false;
-    const frame = this.protocol.encodeRequest({ apiKey, apiVersion: options?.apiVersion ?? 0, correlationId: this.takeCorrelationId(), clientId: this.clientId, body });
-    this.ws.send(frame);
+    const request = { apiKey, apiVersion: options?.apiVersion ?? 0, correlationId: this.takeCorrelationId(), clientId: this.clientId, body };
+    this.write(options?.byReference === true ? this.protocol.encodeRequestChunks(request) : this.protocol.encodeRequest(request));
     return true;
   }
 
@@ -332,10 +340,16 @@ export class RpcConnection {
     return this.nextCorrelationId;
   }
 
-  private transmit(pending: Pending, frame: Buffer): void {
+  private transmit(pending: Pending, frame: Buffer | Buffer[]): void {
     pending.state = State.Sent;
     this.inflightCount++;
-    this.ws.send(frame);
+    this.write(frame);
+  }
+
+  private write(frame: Buffer | Buffer[]): void {
+    if (!Array.isArray(frame)) return this.ws.send(frame);
+    if (frame.length === 1) return this.ws.send(frame[0]!);
+    if (!writeFramePieces(this.ws, frame, true)) this.ws.send(Buffer.concat(frame));
   }
 
   /** Move queued requests onto the wire while slots are free. */
@@ -344,7 +358,7 @@ export class RpcConnection {
       const next = this.queue[this.queueHead];
       this.queue[this.queueHead++] = undefined;
       if (next === undefined || next.state !== State.Queued) continue;
-      const frame = next.frame as Buffer;
+      const frame = next.frame!;
       next.frame = undefined;
       this.queued--;
       this.transmit(next, frame);

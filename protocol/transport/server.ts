@@ -32,6 +32,7 @@ import { TributaryError } from '../errors.js';
 import { Protocol, RequestFrameError, defaultProtocol, type AnyRequestFrame, type RequestOf, type ResponseOf } from '../index.js';
 import { CloseCode, NO_RESPONSE, closeReason, stderrLogger, type TransportLogger } from './types.js';
 import { positiveInt } from '../options.js';
+import { socketOf, writeFramePieces } from './ws-pieces.js';
 
 /** What a handler knows about the request besides its body. */
 export interface RequestContext {
@@ -101,7 +102,7 @@ class ServerConnection {
     readonly remoteAddress: string,
     private readonly outboundBytesMax: number,
   ) {
-    this.socket = (ws as unknown as { _socket?: Duplex })._socket;
+    this.socket = socketOf(ws);
     this.afterWrite = () => {
       if (this.paused && this.ws.bufferedAmount <= this.outboundBytesMax / 2) {
         this.paused = false;
@@ -126,29 +127,12 @@ class ServerConnection {
     this.checkBackpressure();
   }
 
-  /**
-   * One message from pieces (Protocol.encodeResponseChunks), by reference: one binary WebSocket
-   * frame whose payload is the pieces, written as [frame header, ...pieces] in one writev. Not
-   * through ws's send, which takes one buffer: sending the pieces as fragments of a message
-   * instead made the receiver copy the record bytes twice (each fragment, then the message),
-   * which cost as much as the copy saved here. Writing to the socket directly is safe while ws's
-   * sender has nothing queued (it queues only for compression, off here, and Blobs, never sent),
-   * since every frame it writes is then already on the socket; otherwise the pieces are joined.
-   */
+  /** One message from pieces (Protocol.encodeResponseChunks), by reference: see ws-pieces.ts. */
   sendPieces(pieces: Buffer[]): void {
     if (this.closed) return;
-    const sender = (this.ws as unknown as { _sender?: { _state?: number; _queue?: unknown[] } })._sender;
-    const socket = this.socket;
-    if (pieces.length === 1 || socket === undefined || this.ws.readyState !== this.ws.OPEN || sender?._state !== 0 || sender._queue?.length !== 0) {
-      return this.send(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
-    }
-    let length = 0;
-    for (const piece of pieces) length += piece.length;
+    if (pieces.length === 1) return this.send(pieces[0]!);
     this.cork();
-    socket.write(frameHeader(length));
-    const last = pieces.length - 1;
-    for (let i = 0; i < last; i++) socket.write(pieces[i]!);
-    socket.write(pieces[last]!, this.afterWrite);
+    if (!writeFramePieces(this.ws, pieces, false, this.afterWrite)) return this.send(Buffer.concat(pieces));
     this.checkBackpressure();
   }
 
@@ -428,23 +412,6 @@ export class RpcServer {
     const served = this.protocol.apiVersions().filter((v) => v.apiKey === ApiKey.ApiVersions || this.options.handlers.has(v.apiKey));
     return { errorCode: 0, apiKeys: served, throttleTimeMs: 0 };
   }
-}
-
-/** The header of an unmasked (server to client), final, binary WebSocket frame (RFC 6455 5.2). */
-function frameHeader(payloadBytes: number): Buffer {
-  if (payloadBytes < 126) return Buffer.from([0x82, payloadBytes]);
-  if (payloadBytes <= 0xffff) {
-    const header = Buffer.allocUnsafe(4);
-    header[0] = 0x82;
-    header[1] = 126;
-    header.writeUInt16BE(payloadBytes, 2);
-    return header;
-  }
-  const header = Buffer.allocUnsafe(10);
-  header[0] = 0x82;
-  header[1] = 127;
-  header.writeBigUInt64BE(BigInt(payloadBytes), 2);
-  return header;
 }
 
 function refuseUpgrade(socket: Duplex, why: string): void {

@@ -2,9 +2,11 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { WebSocketServer } from 'ws';
+import * as wsModule from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { waitFor } from '../../common/wait.js';
-import { ApiKey, TributaryError, type RaftMessagesRequest } from '../../protocol/index.js';
+import { ApiKey, TributaryError, type ProduceRequest, type RaftMessagesRequest } from '../../protocol/index.js';
+import { frameHeader, writeFramePieces, zeroMask } from '../../protocol/transport/ws-pieces.js';
 import { ConnectionPool, NO_RESPONSE, RpcConnection, handler } from '../../protocol/transport/index.js';
 import { HEARTBEAT_RESPONSE, deferred, freePort, heartbeat, recordingLogger, startServer, type Deferred } from './helpers.js';
 
@@ -193,4 +195,55 @@ test('pool: a connection the server closes is replaced on the next get', async (
   const b = await pool.get(first.url);
   assert.notEqual(b, a);
   assert.deepEqual(await b.request(ApiKey.BrokerHeartbeat, heartbeat()), HEARTBEAT_RESPONSE);
+});
+
+test('byReference requests: record batches go out by reference under a zero mask and arrive byte-exact, concurrent and fire-and-forget ones unmixed', async (t) => {
+  const batchesFor = (k: number) => [100_000, 5_000, 10, 70_000].map((n, i) => Buffer.alloc(n, (k * 7 + i) & 0xff));
+  const produce = (k: number, acks: -1 | 0): ProduceRequest => ({
+    transactionalId: null,
+    acks,
+    timeoutMs: 1000,
+    topicData: [{ name: `t${k}`, partitionData: batchesFor(k).map((records, index) => ({ index, currentLeaderEpoch: -1, records })) }],
+  });
+  const received = new Map<string, Buffer[]>();
+  const { server, url } = await startServer([
+    handler(ApiKey.Produce, (body) => {
+      const topic = body.topicData[0]!;
+      received.set(topic.name, topic.partitionData.map((p) => Buffer.from(p.records!)));
+      if (body.acks === 0) return NO_RESPONSE;
+      return { responses: [{ name: topic.name, partitionResponses: [] }], throttleTimeMs: 0 };
+    }),
+  ]);
+  t.after(() => server.close());
+  const connection = await RpcConnection.connect(url);
+  t.after(() => connection.close());
+  const ks = [1, 2, 3, 4, 5, 6];
+  const answers = await Promise.all(ks.map((k) => connection.request(ApiKey.Produce, produce(k, -1), { byReference: true })));
+  assert.deepEqual(answers.map((a) => a.responses[0]!.name), ks.map((k) => `t${k}`));
+  assert.equal(connection.send(ApiKey.Produce, produce(7, 0), { byReference: true }), true);
+  await waitFor('the fire-and-forget produce', () => received.has('t7'));
+  for (const k of [...ks, 7]) assert.deepEqual(received.get(`t${k}`), batchesFor(k), `t${k}`);
+});
+
+/** ws's frame builder (exported at runtime, not in @types/ws). */
+const { Sender } = wsModule as unknown as { Sender: { frame(data: Buffer, options: object): Buffer[] } };
+
+test('frameHeader is the header ws writes for the same frame, masked (zero key) and not, at every length encoding', () => {
+  for (const length of [0, 125, 126, 65_535, 65_536, 1_000_000]) {
+    for (const mask of [false, true]) {
+      const [header] = Sender.frame(Buffer.alloc(length), { fin: true, opcode: 2, mask, readOnly: false, rsv1: false, generateMask: zeroMask });
+      assert.deepEqual(frameHeader(length, mask), header, `length ${length}, masked ${mask}`);
+    }
+  }
+});
+
+test('writeFramePieces writes nothing and says so when the WebSocket is not open', async (t) => {
+  const { server, url } = await startServer([]);
+  t.after(() => server.close());
+  const ws = new WebSocket(url);
+  assert.equal(writeFramePieces(ws, [Buffer.alloc(1), Buffer.alloc(1)], true), false); // still connecting
+  await once(ws, 'open');
+  ws.close();
+  await once(ws, 'close');
+  assert.equal(writeFramePieces(ws, [Buffer.alloc(1), Buffer.alloc(1)], true), false);
 });
