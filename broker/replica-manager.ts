@@ -24,7 +24,7 @@ import { LogCleaner } from './log/log-cleaner.js';
 import type { BrokerConfig } from './config.js';
 import type { ControllerLink, ReplicaReport } from './controller-link.js';
 import { LeaderState } from './replication/leader-state.js';
-import { ProducerStateTable } from './replication/producer-state.js';
+import { ProducerStateTable, type IdempotentBatch, type SequenceCheck } from './replication/producer-state.js';
 import { checkBatch, iterateBatches, readBatchHeader } from '../protocol/record-batch.js';
 import { ReplicaFetcher } from './replication/replica-fetcher.js';
 import type { BrokerMetrics } from './metrics.js';
@@ -431,9 +431,10 @@ export class ReplicaManager {
           const records = Buffer.from(pd.records.buffer, pd.records.byteOffset, pd.records.byteLength);
           const idempotent = idempotentBatchOf(records, part.key);
           let info: { baseOffset: number; lastOffset: number };
-          const check = idempotent === null ? null : part.producers!.check(idempotent, part.key);
+          const check = idempotent === null ? null : sequenceCheck(part.producers!, idempotent, records, part.key);
           if (check !== null && check.kind === 'duplicate') {
             // A retry of a batch already written: answer with where it went, write nothing.
+            checkBatch(records, 0); // its CRC, which the log's check would have covered
             info = { baseOffset: check.baseOffset, lastOffset: check.baseOffset + idempotent!.recordCount - 1 };
             this.metrics.duplicateBatches.inc();
           } else {
@@ -723,16 +724,31 @@ export class ReplicaManager {
 /**
  * The idempotence fields of a produced partition's records, or null for a non-idempotent batch.
  * An idempotent produce carries exactly one batch per partition (what producers send), so its
- * sequence range is unambiguous; its CRC is checked here, before a retry can be answered as a
- * duplicate without ever reaching the log's own check.
+ * sequence range is unambiguous. Only its framing is checked here: the CRC is checked once,
+ * by the log's append, or before a duplicate is answered or a sequence error sent
+ * (sequenceCheck), which never reach the log.
  */
-function idempotentBatchOf(records: Buffer, partition: string): { producerId: number; producerEpoch: number; baseSequence: number; recordCount: number } | null {
+function idempotentBatchOf(records: Buffer, partition: string): IdempotentBatch | null {
   const header = readBatchHeader(records, 0);
   if (header.producerId < 0) return null;
-  const size = checkBatch(records, 0);
+  const size = checkBatch(records, 0, undefined, false, false);
   if (size !== records.length) throw new TributaryError('INVALID_REQUEST', `an idempotent produce to ${partition} must carry exactly one batch`);
   if (header.baseSequence < 0) throw new TributaryError('INVALID_REQUEST', `idempotent batch for ${partition} has no base sequence`);
   return { producerId: header.producerId, producerEpoch: header.producerEpoch, baseSequence: header.baseSequence, recordCount: header.recordCount };
+}
+
+/**
+ * The producer state's verdict on an idempotent batch. A batch refused for its sequence is
+ * first checked whole: if its header was damaged in transit, the answer is CORRUPT_MESSAGE, not
+ * a sequence error built from the damaged fields.
+ */
+function sequenceCheck(producers: ProducerStateTable, batch: IdempotentBatch, records: Buffer, partition: string): SequenceCheck {
+  try {
+    return producers.check(batch, partition);
+  } catch (error) {
+    checkBatch(records, 0);
+    throw error;
+  }
 }
 
 /** Rebuild a new leader's producer state from the batch headers of its whole log. */

@@ -349,14 +349,14 @@ export class Producer {
     let bytes = 0;
     for (let i = 0; i < n; i++) {
       const m = record.messages[i]!;
-      const key = toBytes(m.key, `messages[${i}].key`);
-      const value = toBytes(m.value, `messages[${i}].value`);
+      const key = toBytes(m.key, i, 'key');
+      const value = toBytes(m.value, i, 'value');
       let size = RECORD_OVERHEAD_BYTES + (key?.length ?? 0) + (value?.length ?? 0);
       let headers: RecordHeader[] | undefined;
       if (m.headers !== undefined) {
         headers = [];
         for (const [hk, hv] of Object.entries(m.headers)) {
-          const hb = toBytes(hv, `messages[${i}].headers.${hk}`);
+          const hb = toBytes(hv, i, `headers.${hk}`);
           headers.push({ key: hk, value: hb });
           size += Buffer.byteLength(hk) + (hb?.length ?? 0) + 4;
         }
@@ -899,12 +899,13 @@ function wireAcks(acks: Acks): -1 | 0 | 1 {
   throw new TributaryError('INVALID_CONFIG', `acks must be 'all', -1, 0 or 1, got ${String(acks)}`);
 }
 
-function toBytes(value: string | Uint8Array | null | undefined, field: string): Buffer | null {
+/** messages[index].field as bytes; the field's name is only put together for the error. */
+function toBytes(value: string | Uint8Array | null | undefined, index: number, field: string): Buffer | null {
   if (value === null || value === undefined) return null;
   if (typeof value === 'string') return Buffer.from(value, 'utf8');
   if (Buffer.isBuffer(value)) return value;
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  throw new TributaryError('INVALID_REQUEST', `${field}: expected a string, a Buffer or null`);
+  throw new TributaryError('INVALID_REQUEST', `messages[${index}].${field}: expected a string, a Buffer or null`);
 }
 
 /**

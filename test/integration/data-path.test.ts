@@ -483,6 +483,16 @@ describe('data path: 3 controllers + 3 brokers as processes', { timeout: 240_000
       assert.deepEqual([second.errorCode, second.baseOffset], [0, 5]);
       const gap = await produce(conn, batchAt(20, 5));
       assert.equal(gap.errorCode, ERRORS.OUT_OF_ORDER_SEQUENCE_NUMBER.code);
+      // A damaged batch is CORRUPT_MESSAGE whatever its sequence says: a retry's copy (never
+      // answered as the duplicate), one out of order, one in order. The leader checks the CRC once.
+      const damaged = (b: Buffer) => {
+        const copy = Buffer.from(b);
+        copy[copy.length - 1]! ^= 0xff;
+        return copy;
+      };
+      for (const [what, batch] of [['retry', batchAt(0, 5)], ['gap', batchAt(20, 5)], ['next', batchAt(10, 5)]] as const) {
+        assert.equal((await produce(conn, damaged(batch))).errorCode, ERRORS.CORRUPT_MESSAGE.code, `damaged ${what}`);
+      }
       assert.equal(await leaderEndOffset(conn, topic, 0), 10, 'only the two distinct batches were written');
       // Kill the leader: the new one rebuilds producer state from its log and still knows the retry.
       const oldLeader = p!.leader!;
