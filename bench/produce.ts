@@ -56,6 +56,12 @@ export interface LocalCluster {
 export interface CpuSample {
   client: number;
   brokers: number;
+  /**
+   * The brokers' kernel time alone (part of `brokers`). Its swings between runs are the page
+   * cache: on these VMs, appending into memory the host has not backed yet costs several times
+   * what appending into recently freed pages does (docs/BENCHMARKS.md, "slow phases").
+   */
+  brokers_kernel: number;
   controllers: number;
 }
 
@@ -67,7 +73,7 @@ const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
  */
 export function sampleCpu(clusterPid: number | undefined): CpuSample {
   const usage = process.cpuUsage();
-  const sample: CpuSample = { client: (usage.user + usage.system) / 1e6, brokers: 0, controllers: 0 };
+  const sample: CpuSample = { client: (usage.user + usage.system) / 1e6, brokers: 0, brokers_kernel: 0, controllers: 0 };
   if (clusterPid === undefined || !existsSync('/proc/self/stat')) return sample;
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -77,13 +83,21 @@ export function sampleCpu(clusterPid: number | undefined): CpuSample {
       if (Number(fields[1]) !== clusterPid) continue; // ppid
       const seconds = (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S; // utime + stime
       const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8');
-      if (cmdline.includes('\0broker\0')) sample.brokers += seconds;
-      else if (cmdline.includes('\0controller\0')) sample.controllers += seconds;
+      if (cmdline.includes('\0broker\0')) {
+        sample.brokers += seconds;
+        sample.brokers_kernel += Number(fields[12]) / CLOCK_TICKS_PER_S;
+      } else if (cmdline.includes('\0controller\0')) sample.controllers += seconds;
     } catch {
       // the process exited meanwhile
     }
   }
   return sample;
+}
+
+/** µs of CPU per acknowledged record between two samples, per role. */
+function cpuPerMsg(before: CpuSample, after: CpuSample, acked: number): CpuSample {
+  const per = (role: keyof CpuSample) => +(((after[role] - before[role]) * 1e6) / Math.max(1, acked)).toFixed(1);
+  return { client: per('client'), brokers: per('brokers'), brokers_kernel: per('brokers_kernel'), controllers: per('controllers') };
 }
 
 export async function startLocalCluster(dataDir: string): Promise<LocalCluster> {
@@ -231,7 +245,6 @@ export async function produceBench(args: BenchArgs): Promise<void> {
       const cpuBefore = sampleCpu(cluster.pid);
       const peak = await produceFor(t, topic, bytes, seconds, window);
       const cpuAfter = sampleCpu(cluster.pid);
-      const cpuUsPerMsg = (role: keyof CpuSample) => +(((cpuAfter[role] - cpuBefore[role]) * 1e6) / Math.max(1, peak.acked)).toFixed(1);
       const consumeRate = await consumeAll(t, topic, peak.acked);
       peak.latenciesMs.sort((a, b) => a - b);
       const msgsPerSec = Math.round(peak.acked / peak.seconds);
@@ -240,16 +253,19 @@ export async function produceBench(args: BenchArgs): Promise<void> {
         msgs_per_s: msgsPerSec, mb_per_s: +((peak.acked * bytes) / peak.seconds / 1048576).toFixed(1),
         p50_ms: quantile(peak.latenciesMs, 0.5), p99_ms: quantile(peak.latenciesMs, 0.99), max_ms: +(peak.latenciesMs.at(-1) ?? 0).toFixed(2),
         acked: peak.acked, failed: peak.failed, consume_msgs_per_s: consumeRate,
-        cpu_us_per_msg: { client: cpuUsPerMsg('client'), brokers: cpuUsPerMsg('brokers'), controllers: cpuUsPerMsg('controllers') },
+        cpu_us_per_msg: cpuPerMsg(cpuBefore, cpuAfter, peak.acked),
       }) + '\n');
       if (rateHalf) {
         const rate = Math.max(1, Math.floor(msgsPerSec / 2));
+        const halfCpuBefore = sampleCpu(cluster.pid);
         const half = await produceFor(t, topic, bytes, seconds, window, rate);
+        const halfCpuAfter = sampleCpu(cluster.pid);
         half.latenciesMs.sort((a, b) => a - b);
         process.stdout.write(JSON.stringify({
           bench: 'produce-at-half-peak', system: 'tributary', record_bytes: bytes, target_msgs_per_s: rate,
           msgs_per_s: Math.round(half.acked / half.seconds), p50_ms: quantile(half.latenciesMs, 0.5), p99_ms: quantile(half.latenciesMs, 0.99),
           max_ms: +(half.latenciesMs.at(-1) ?? 0).toFixed(2), acked: half.acked, failed: half.failed,
+          cpu_us_per_msg: cpuPerMsg(halfCpuBefore, halfCpuAfter, half.acked),
         }) + '\n');
       }
     }
