@@ -732,8 +732,13 @@ function idempotentBatchOf(records: Buffer, partition: string): IdempotentBatch 
   const header = readBatchHeader(records, 0);
   if (header.producerId < 0) return null;
   const size = checkBatch(records, 0, undefined, false, false);
-  if (size !== records.length) throw new TributaryError('INVALID_REQUEST', `an idempotent produce to ${partition} must carry exactly one batch`);
-  if (header.baseSequence < 0) throw new TributaryError('INVALID_REQUEST', `idempotent batch for ${partition} has no base sequence`);
+  if (size !== records.length || header.baseSequence < 0) {
+    // Refused before the log's check: a batch damaged in transit is CORRUPT_MESSAGE (retriable),
+    // not INVALID_REQUEST read from its damaged fields.
+    checkBatch(records, 0);
+    if (size !== records.length) throw new TributaryError('INVALID_REQUEST', `an idempotent produce to ${partition} must carry exactly one batch`);
+    throw new TributaryError('INVALID_REQUEST', `idempotent batch for ${partition} has no base sequence`);
+  }
   return { producerId: header.producerId, producerEpoch: header.producerEpoch, baseSequence: header.baseSequence, recordCount: header.recordCount };
 }
 

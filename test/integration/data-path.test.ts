@@ -17,7 +17,7 @@ import { waitFor } from '../../common/wait.js';
 import { partitionForKey, type Admin, type ConsumedMessage, type Message, type Producer, type Tributary } from '../../client/index.js';
 import { ApiKey } from '../../protocol/api-keys.js';
 import { ERRORS } from '../../protocol/errors.js';
-import { batchLastOffset, batchRecordCount, buildBatch, decodeBatchRecords, iterateBatches, OFF_CRC } from '../../protocol/record-batch.js';
+import { batchLastOffset, batchRecordCount, buildBatch, decodeBatchRecords, iterateBatches, OFF_BASE_SEQUENCE, OFF_BATCH_LENGTH, OFF_CRC } from '../../protocol/record-batch.js';
 import type { RpcConnection } from '../../protocol/transport/connection.js';
 import { Harness } from './harness.js';
 import {
@@ -492,6 +492,17 @@ describe('data path: 3 controllers + 3 brokers as processes', { timeout: 240_000
       };
       for (const [what, batch] of [['retry', batchAt(0, 5)], ['gap', batchAt(20, 5)], ['next', batchAt(10, 5)]] as const) {
         assert.equal((await produce(conn, damaged(batch))).errorCode, ERRORS.CORRUPT_MESSAGE.code, `damaged ${what}`);
+      }
+      // Damage to the fields idempotentBatchOf reads before any CRC check is CORRUPT_MESSAGE too
+      // (retriable), not INVALID_REQUEST (which fails the producer's batch for good): a base
+      // sequence whose sign bit flipped (inside the CRC), a batchLength that shrank.
+      const negativeSequence = Buffer.from(batchAt(10, 5));
+      negativeSequence[OFF_BASE_SEQUENCE]! ^= 0x80;
+      const shortened = Buffer.from(batchAt(10, 5));
+      shortened.writeInt32BE(shortened.readInt32BE(OFF_BATCH_LENGTH) - 1, OFF_BATCH_LENGTH);
+      for (const [what, batch] of [['base sequence', negativeSequence], ['batchLength', shortened]] as const) {
+        const r = await produce(conn, batch);
+        assert.equal(r.errorCode, ERRORS.CORRUPT_MESSAGE.code, `damaged ${what}: ${r.errorMessage ?? ''}`);
       }
       assert.equal(await leaderEndOffset(conn, topic, 0), 10, 'only the two distinct batches were written');
       // Kill the leader: the new one rebuilds producer state from its log and still knows the retry.
