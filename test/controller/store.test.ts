@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { ControllerStore } from '../../controller/storage/controller-store.js';
 import { EMPTY_IMAGE, applyRecord, type MetadataImage } from '../../protocol/metadata/image.js';
 import type { MetadataRecord } from '../../protocol/metadata/records.js';
@@ -93,5 +94,32 @@ test('a fresh store loads the empty image', () => {
     const store = new ControllerStore(dir);
     assert.deepEqual(store.loadImage(), EMPTY_IMAGE);
     store.close();
+  });
+});
+
+test('liveness rows are written without holding the connection below synchronous=FULL; Raft writes after them stay durable', () => {
+  withDir((dir) => {
+    const a = new ControllerStore(dir);
+    assert.equal(a.synchronousLevel, 2, 'FULL for Raft');
+    a.recordLiveness(1, 1000, 1900);
+    a.recordLiveness(2, 1001, 1901);
+    a.recordLiveness(1, 2000, 2900);
+    assert.equal(a.synchronousLevel, 2, 'back at FULL after the liveness commits');
+    a.persist({ hardState: { term: 2, votedFor: 1, commitIndex: 1 }, entries: [entry(1, 2)] });
+    a.close();
+    const b = new ControllerStore(dir);
+    assert.equal(b.synchronousLevel, 2);
+    assert.deepEqual(b.hardState(), { term: 2, votedFor: 1, commitIndex: 1 });
+    assert.equal(b.lastIndex(), 1);
+    const db = new Database(join(dir, 'controller.db'), { readonly: true });
+    try {
+      assert.deepEqual(db.prepare('SELECT broker_id, last_heartbeat_ms, lease_expiry_ms FROM broker_liveness ORDER BY broker_id').raw().all(), [
+        [1, 2000, 2900],
+        [2, 1001, 1901],
+      ]);
+    } finally {
+      db.close();
+    }
+    b.close();
   });
 });
