@@ -2,7 +2,9 @@
  * One binary WebSocket message written from pieces, by reference: the frame header, then the
  * pieces (Protocol.encodeRequestChunks / encodeResponseChunks), straight onto the TCP socket
  * under a `ws` WebSocket in one writev. ws's own send takes one buffer, so a message made of
- * pieces would otherwise be joined first: a copy of every record byte.
+ * pieces would otherwise be joined first: a copy of every record byte. (Sending the pieces as
+ * fragments of one message instead made the receiver copy the bytes twice, each fragment and
+ * then the message, which cost as much as the copy saved.)
  *
  * Writing to the socket beside ws is safe while ws's sender has nothing queued (it queues only
  * for compression, which is off here, and for Blobs, which we never send): every frame it wrote
