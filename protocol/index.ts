@@ -216,11 +216,7 @@ export class Protocol {
   }
 
   encodeRequest<K extends ApiKeyNumber>(frame: RequestFrame<K>): Buffer {
-    const entry = this.mustHave(frame.apiKey);
-    return packFrame(
-      [frame.apiKey, frame.apiVersion, frame.correlationId, frame.clientId ?? null, entry.request.encode(frame.body)],
-      this.limits.frameBytesMax,
-    );
+    return packFrame(this.requestWire(frame), this.limits.frameBytesMax);
   }
 
   /**
@@ -229,11 +225,13 @@ export class Protocol {
    * not copied. For RpcConnection's byReference requests.
    */
   encodeRequestChunks<K extends ApiKeyNumber>(frame: RequestFrame<K>): Buffer[] {
+    return packFrameChunks(this.requestWire(frame), this.limits.frameBytesMax);
+  }
+
+  /** A request frame as the msgpack array both encoders write. */
+  private requestWire<K extends ApiKeyNumber>(frame: RequestFrame<K>): unknown[] {
     const entry = this.mustHave(frame.apiKey);
-    return packFrameChunks(
-      [frame.apiKey, frame.apiVersion, frame.correlationId, frame.clientId ?? null, entry.request.encode(frame.body)],
-      this.limits.frameBytesMax,
-    );
+    return [frame.apiKey, frame.apiVersion, frame.correlationId, frame.clientId ?? null, entry.request.encode(frame.body)];
   }
 
   /**
@@ -285,8 +283,7 @@ export class Protocol {
 
   encodeResponse<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>): Buffer {
     if (frame.errorCode !== undefined) return this.encodeErrorResponse(frame.correlationId, frame.errorCode, frame.errorMessage);
-    const entry = this.mustHave(apiKey);
-    return packFrame([frame.correlationId, null, null, entry.response.encode(frame.body)], this.limits.frameBytesMax);
+    return packFrame(this.responseWire(apiKey, frame), this.limits.frameBytesMax);
   }
 
   /**
@@ -296,8 +293,12 @@ export class Protocol {
    */
   encodeResponseChunks<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>): Buffer[] {
     if (frame.errorCode !== undefined) return [this.encodeErrorResponse(frame.correlationId, frame.errorCode, frame.errorMessage)];
-    const entry = this.mustHave(apiKey);
-    return packFrameChunks([frame.correlationId, null, null, entry.response.encode(frame.body)], this.limits.frameBytesMax);
+    return packFrameChunks(this.responseWire(apiKey, frame), this.limits.frameBytesMax);
+  }
+
+  /** A successful response frame as the msgpack array both encoders write. */
+  private responseWire<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>): unknown[] {
+    return [frame.correlationId, null, null, this.mustHave(apiKey).response.encode(frame.body)];
   }
 
   /** A response failing the whole request: from a TributaryError, an error name, or a wire number. */

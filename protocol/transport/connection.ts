@@ -22,7 +22,7 @@
 import WebSocket from 'ws';
 import type { ApiKeyNumber } from '../api-keys.js';
 import { TributaryError } from '../errors.js';
-import { defaultProtocol, type Protocol, type RawResponse, type RequestOf, type ResponseOf } from '../index.js';
+import { defaultProtocol, type Protocol, type RawResponse, type RequestFrame, type RequestOf, type ResponseOf } from '../index.js';
 import { CloseCode, describeClose, stderrLogger, type TransportLogger } from './types.js';
 import { positiveInt, nonNegativeInt } from '../options.js';
 import { writeFramePieces, zeroMask } from './ws-pieces.js';
@@ -227,8 +227,7 @@ export class RpcConnection {
     const correlationId = this.takeCorrelationId();
     let frame: Buffer | Buffer[];
     try {
-      const request = { apiKey, apiVersion, correlationId, clientId: this.clientId, body };
-      frame = options?.byReference === true ? this.protocol.encodeRequestChunks(request) : this.protocol.encodeRequest(request);
+      frame = this.encode({ apiKey, apiVersion, correlationId, clientId: this.clientId, body }, options?.byReference === true);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -263,8 +262,7 @@ export class RpcConnection {
    */
   send<K extends ApiKeyNumber>(apiKey: K, body: RequestOf<K>, options?: { apiVersion?: number; byReference?: boolean }): boolean {
     if (this.closeError !== undefined) return false;
-    const request = { apiKey, apiVersion: options?.apiVersion ?? 0, correlationId: this.takeCorrelationId(), clientId: this.clientId, body };
-    this.write(options?.byReference === true ? this.protocol.encodeRequestChunks(request) : this.protocol.encodeRequest(request));
+    this.write(this.encode({ apiKey, apiVersion: options?.apiVersion ?? 0, correlationId: this.takeCorrelationId(), clientId: this.clientId, body }, options?.byReference === true));
     return true;
   }
 
@@ -344,6 +342,10 @@ export class RpcConnection {
     pending.state = State.Sent;
     this.inflightCount++;
     this.write(frame);
+  }
+
+  private encode<K extends ApiKeyNumber>(request: RequestFrame<K>, byReference: boolean): Buffer | Buffer[] {
+    return byReference ? this.protocol.encodeRequestChunks(request) : this.protocol.encodeRequest(request);
   }
 
   private write(frame: Buffer | Buffer[]): void {
