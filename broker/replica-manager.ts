@@ -7,7 +7,8 @@
  * controllers stops accepting writes and serving reads as leader before any replacement can be
  * elected (see docs/ARCHITECTURE.md for the timing argument).
  */
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../common/clock.js';
 import type { Logger } from '../common/logger.js';
@@ -17,6 +18,7 @@ import type { FetchRequest, FetchResponse } from '../protocol/apis/fetch.js';
 import type { ProduceRequest, ProduceResponse } from '../protocol/apis/produce.js';
 import type { MetadataImage, PartitionImage } from '../protocol/metadata/image.js';
 import { topicConfigNumber, topicConfigValue } from '../protocol/metadata/topic-config.js';
+import { DELETED_DIR_SUFFIX, deleteDirInBackground } from './log/checkpoint-file.js';
 import { Log } from './log/log.js';
 import { TailCacheBudget } from './log/tail-cache.js';
 import type { CleanupPolicy, LogConfig } from './log/config.js';
@@ -260,18 +262,26 @@ export class ReplicaManager {
     part.wakeFetchWaiters();
     for (const f of this.fetchers.values()) f.remove(part);
     this.partitions.delete(part.key);
-    if (deleteData) part.log.deleteAll();
+    if (deleteData) void part.log.deleteAll();
     else part.log.close();
     this.logger.info({ partition: part.key, deleted: deleteData }, 'stopped hosting partition');
   }
 
-  /** Logs on disk that no topic of the (caught-up) image assigns here: deleted topics. */
+  /**
+   * Logs on disk that no topic of the (caught-up) image assigns here: deleted topics. Removed off
+   * the event loop (deleteDirInBackground), as are directories a deletion had renamed and not
+   * finished removing when the broker stopped.
+   */
   private deleteOrphanedLogs(wanted: ReadonlySet<string>): void {
     if (!existsSync(this.config.dataDir)) return;
     for (const name of readdirSync(this.config.dataDir)) {
+      if (name.endsWith(DELETED_DIR_SUFFIX)) {
+        void rm(join(this.config.dataDir, name), { recursive: true, force: true }).catch(() => undefined);
+        continue;
+      }
       if (!/^.+-\d+$/.test(name) || wanted.has(name)) continue;
       this.logger.warn({ dir: name }, 'deleting the log of a partition this broker no longer hosts');
-      rmSync(join(this.config.dataDir, name), { recursive: true, force: true });
+      void deleteDirInBackground(join(this.config.dataDir, name));
     }
   }
 

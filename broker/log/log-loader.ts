@@ -21,7 +21,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TEMP_SUFFIX, fsyncDir, readOffsetCheckpoint } from './checkpoint-file.js';
+import { DELETED_SUFFIX, TEMP_SUFFIX, fsyncDir, readOffsetCheckpoint } from './checkpoint-file.js';
 import { INDEX_SUFFIX, LOG_SUFFIX, LogSegment, TIME_INDEX_SUFFIX } from './segment.js';
 import { recoverSwaps } from './segment-swap.js';
 
@@ -65,7 +65,8 @@ export function loadSegments(dir: string, indexIntervalBytes: number, nowMs: num
   const indexBases = new Map<number, string[]>();
   for (const name of names) {
     // A temp file is a checkpoint write that never reached its rename: the old file stands.
-    if (name.endsWith(TEMP_SUFFIX)) {
+    // So is a file a deletion had renamed and not yet unlinked when the process stopped.
+    if (name.endsWith(TEMP_SUFFIX) || name.endsWith(DELETED_SUFFIX)) {
       fs.rmSync(path.join(dir, name), { force: true });
       continue;
     }

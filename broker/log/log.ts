@@ -33,7 +33,7 @@ import {
   checkBatch,
   stampBatch,
 } from '../../protocol/record-batch.js';
-import { fsyncDir, fsyncPathAsync, readOffsetCheckpoint, writeOffsetCheckpoint, writeOffsetCheckpointAsync } from './checkpoint-file.js';
+import { deleteDirInBackground, fsyncDir, fsyncPathAsync, readOffsetCheckpoint, writeOffsetCheckpoint, writeOffsetCheckpointAsync } from './checkpoint-file.js';
 import { type LogConfig, SEGMENT_BYTES_MAX, deletesByRetention, isCompacted, validateLogConfig } from './config.js';
 import { type EpochEndOffset, LeaderEpochCache } from './leader-epoch-cache.js';
 import {
@@ -429,13 +429,17 @@ export class Log {
       return; // the segment was deleted meanwhile, or the disk is failing; the next flush() will tell
     }
     if (this.closed || this.generation !== generation || this.leaderEpochCache.hasUnsyncedChanges) return;
-    if (this.recoveryPointOffset >= segment.baseOffset && this.recoveryPointOffset < endOffset && endOffset <= this.logEndOffset) {
-      try {
-        writeOffsetCheckpoint(this.file(RECOVERY_POINT_FILE), endOffset);
-        this.recoveryPointOffset = endOffset;
-      } catch {
-        // Leave the recovery point where it was: a stale checkpoint only costs a longer scan.
+    // The checkpoint is written off the event loop too; it is renamed into place only if, at that
+    // moment, nothing was truncated and the recovery point has not moved past this segment's end.
+    const stillValid = () =>
+      !this.closed && this.generation === generation && this.recoveryPointOffset >= segment.baseOffset && this.recoveryPointOffset < endOffset && endOffset <= this.logEndOffset;
+    if (!stillValid()) return;
+    try {
+      if (await writeOffsetCheckpointAsync(this.file(RECOVERY_POINT_FILE), endOffset, stillValid)) {
+        if (!this.closed && this.generation === generation && this.recoveryPointOffset < endOffset) this.recoveryPointOffset = endOffset;
       }
+    } catch {
+      // Leave the recovery point where it was: a stale checkpoint only costs a longer scan.
     }
   }
 
@@ -706,12 +710,14 @@ export class Log {
     this.releaseFiles();
   }
 
-  /** Close and remove the whole partition directory (the topic was deleted). */
-  deleteAll(): void {
+  /**
+   * Close and remove the whole partition directory (the topic was deleted). The directory is
+   * renamed at once and removed on the thread pool (deleteDirInBackground): removing gigabytes on
+   * the event loop would stall every other partition. Returns that removal, for tests.
+   */
+  deleteAll(): Promise<void> {
     this.releaseFiles();
-    // Retries: a checkpoint temp file from the thread pool may appear between rm's listing and
-    // its rmdir (ENOTEMPTY); the next pass removes it.
-    fs.rmSync(this.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+    return deleteDirInBackground(this.dir);
   }
 
   private releaseFiles(): void {

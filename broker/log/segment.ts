@@ -25,6 +25,7 @@ import {
   checkBatch,
   decodeBatchRecords,
 } from '../../protocol/record-batch.js';
+import { deleteFilesInBackground } from './checkpoint-file.js';
 import { SEGMENT_BYTES_MAX } from './config.js';
 import { FileWindow, readFully, writeFully } from './io.js';
 import { OffsetIndex } from './offset-index.js';
@@ -448,9 +449,9 @@ export class LogSegment {
     this.fd = -1;
   }
 
-  /** Close and remove the segment's files. */
+  /** Close and remove the segment's files (unlinked on the thread pool: deleteFilesInBackground). */
   delete(): void {
     this.close();
-    for (const file of [this.logFile, this.offsetIndex.file, this.timeIndex.file]) fs.rmSync(file, { force: true });
+    deleteFilesInBackground([this.logFile, this.offsetIndex.file, this.timeIndex.file]);
   }
 }
