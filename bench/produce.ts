@@ -3,7 +3,8 @@
  *                           [--rate-half] [--no-peer]`
  *
  * Starts a local cluster (3 controllers + 3 brokers, separate processes, `tributary cluster up`),
- * creates a topic with replication.factor=3 and min.insync.replicas=2, and runs the peer's own
+ * creates a topic per pass with replication.factor=3 and min.insync.replicas=2 (deleted after the
+ * pass, as the peer deletes its stream after each run), and runs the peer's own
  * workload (shared/bench/jetstream-bench.mjs) through the SDK: `window` single-record sends
  * outstanding with acks=all for S seconds, per-send ack latency, then every record read back.
  * One JSON line per record size, in the peer's shape. `--rate-half` adds, per size, a second
@@ -239,9 +240,17 @@ export async function produceBench(args: BenchArgs): Promise<void> {
     const t = new Tributary({ clientId: 'bench', bootstrap: [cluster.bootstrap] });
     const admin = t.admin();
     await admin.connect();
-    for (const bytes of sizes) {
-      const topic = `bench-${bytes}-${process.pid}`;
+    // Each measured pass writes to a topic of its own, deleted after it, as the peer's script does
+    // with its streams: no pass starts on what an earlier one left (see docs/BENCHMARKS.md for
+    // what gigabytes of earlier appends cost on this machine's page cache).
+    let passes = 0;
+    const freshTopic = async (bytes: number): Promise<string> => {
+      const topic = `bench-${bytes}-${process.pid}-${passes++}`;
       await admin.createTopics([{ topic, partitions, replicationFactor: 3, config: { 'min.insync.replicas': '2' } }]);
+      return topic;
+    };
+    for (const bytes of sizes) {
+      const topic = await freshTopic(bytes);
       const cpuBefore = sampleCpu(cluster.pid);
       const peak = await produceFor(t, topic, bytes, seconds, window);
       const cpuAfter = sampleCpu(cluster.pid);
@@ -255,10 +264,12 @@ export async function produceBench(args: BenchArgs): Promise<void> {
         acked: peak.acked, failed: peak.failed, consume_msgs_per_s: consumeRate,
         cpu_us_per_msg: cpuPerMsg(cpuBefore, cpuAfter, peak.acked),
       }) + '\n');
+      await admin.deleteTopics([topic]);
       if (rateHalf) {
         const rate = Math.max(1, Math.floor(msgsPerSec / 2));
+        const halfTopic = await freshTopic(bytes);
         const halfCpuBefore = sampleCpu(cluster.pid);
-        const half = await produceFor(t, topic, bytes, seconds, window, rate);
+        const half = await produceFor(t, halfTopic, bytes, seconds, window, rate);
         const halfCpuAfter = sampleCpu(cluster.pid);
         half.latenciesMs.sort((a, b) => a - b);
         process.stdout.write(JSON.stringify({
@@ -267,6 +278,7 @@ export async function produceBench(args: BenchArgs): Promise<void> {
           max_ms: +(half.latenciesMs.at(-1) ?? 0).toFixed(2), acked: half.acked, failed: half.failed,
           cpu_us_per_msg: cpuPerMsg(halfCpuBefore, halfCpuAfter, half.acked),
         }) + '\n');
+        await admin.deleteTopics([halfTopic]);
       }
     }
     await admin.disconnect();

@@ -18,7 +18,7 @@ import type { FetchRequest, FetchResponse } from '../protocol/apis/fetch.js';
 import type { ProduceRequest, ProduceResponse } from '../protocol/apis/produce.js';
 import type { MetadataImage, PartitionImage } from '../protocol/metadata/image.js';
 import { topicConfigNumber, topicConfigValue } from '../protocol/metadata/topic-config.js';
-import { DELETED_DIR_SUFFIX, deleteDirInBackground } from './log/checkpoint-file.js';
+import { DELETED_DIR_SUFFIX, deleteDirInBackground, isBeingRemoved } from './log/checkpoint-file.js';
 import { Log } from './log/log.js';
 import { TailCacheBudget } from './log/tail-cache.js';
 import type { CleanupPolicy, LogConfig } from './log/config.js';
@@ -276,7 +276,8 @@ export class ReplicaManager {
     if (!existsSync(this.config.dataDir)) return;
     for (const name of readdirSync(this.config.dataDir)) {
       if (name.endsWith(DELETED_DIR_SUFFIX)) {
-        void rm(join(this.config.dataDir, name), { recursive: true, force: true }).catch(() => undefined);
+        const dir = join(this.config.dataDir, name);
+        if (!isBeingRemoved(dir)) void rm(dir, { recursive: true, force: true }).catch(() => undefined);
         continue;
       }
       if (!/^.+-\d+$/.test(name) || wanted.has(name)) continue;

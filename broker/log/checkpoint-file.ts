@@ -105,7 +105,9 @@ let asyncWriteSeq = 0;
  * cannot mix with a synchronous write of the same file or with another asynchronous one.
  * `stillValid` is asked right before the rename, which happens in the same tick: if the value is
  * no longer right to save (the caller's state moved on while the bytes were being synced), the
- * temp file is dropped and it returns false.
+ * temp file is dropped and it returns false. `onRenamed` runs right after the rename, in the same
+ * tick too, so the caller's memory of what the file says is never behind the file: the directory
+ * fsync that follows only makes the rename durable.
  *
  * The rename itself must not free blocks on the event loop: replacing a file frees the old one's
  * blocks, and on a filesystem mounted with `discard` that is a discard the caller waits for (50 to
@@ -113,7 +115,12 @@ let asyncWriteSeq = 0;
  * broker at once). So the old file first gets a second name on the thread pool; the rename then
  * only drops a link, and the unlink of the second name frees the blocks on the thread pool.
  */
-export async function writeOffsetCheckpointAsync(file: string, offset: number, stillValid: () => boolean): Promise<boolean> {
+export async function writeOffsetCheckpointAsync(
+  file: string,
+  offset: number,
+  stillValid: () => boolean,
+  onRenamed: () => void = () => {},
+): Promise<boolean> {
   const seq = asyncWriteSeq++;
   const temp = `${file}.${seq}.async${TEMP_SUFFIX}`;
   const retired = `${file}.${seq}.old${TEMP_SUFFIX}`;
@@ -136,6 +143,7 @@ export async function writeOffsetCheckpointAsync(file: string, offset: number, s
     return false;
   }
   fs.renameSync(temp, file);
+  onRenamed();
   if (linked) await fs.promises.rm(retired, { force: true });
   await fsyncPathAsync(path.dirname(file));
   return true;
@@ -154,7 +162,8 @@ export const DELETED_SUFFIX = '.deleted';
  */
 export function deleteFilesInBackground(files: readonly string[]): void {
   for (const file of files) {
-    const doomed = file + DELETED_SUFFIX;
+    // A name of its own: renaming over a pending one would free that one's blocks right here.
+    const doomed = `${file}.${uniqueSuffix()}${DELETED_SUFFIX}`;
     try {
       fs.renameSync(file, doomed);
     } catch (err) {
@@ -175,13 +184,29 @@ export const DELETED_DIR_SUFFIX = '-delete';
  * promise of the removal, for tests; callers need not wait for it.
  */
 export function deleteDirInBackground(dir: string): Promise<void> {
-  const doomed = `${dir}.${process.pid}${Date.now().toString(36)}${(asyncWriteSeq++).toString(36)}${DELETED_DIR_SUFFIX}`;
+  const doomed = `${dir}.${uniqueSuffix()}${DELETED_DIR_SUFFIX}`;
   try {
     fs.renameSync(dir, doomed);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve();
     throw err;
   }
+  removingDirs.add(doomed);
   // Retries: an asynchronous checkpoint started before the rename may still be closing a file.
-  return fs.promises.rm(doomed, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 }).catch(() => undefined);
+  return fs.promises
+    .rm(doomed, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 })
+    .catch(() => undefined)
+    .finally(() => removingDirs.delete(doomed));
+}
+
+/** Directories this process renamed for removal and is still removing. */
+const removingDirs = new Set<string>();
+
+/** Whether `dir` is a removal this process has under way (a sweep must not start a second one). */
+export function isBeingRemoved(dir: string): boolean {
+  return removingDirs.has(dir);
+}
+
+function uniqueSuffix(): string {
+  return `${process.pid.toString(36)}${Date.now().toString(36)}${(asyncWriteSeq++).toString(36)}`;
 }

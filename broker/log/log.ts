@@ -87,6 +87,8 @@ export class Log {
   private closed = false;
   /** The asynchronous high-watermark checkpoint being written, if any. */
   private highWatermarkCheckpointing: Promise<void> | undefined;
+  /** The background flushes of rolled segments, chained (see roll). */
+  private rolledSegmentFlushes: Promise<void> = Promise.resolve();
   /** Append limits: a producer's batch against max.message.bytes; a follower's, which the leader accepted, only against the segment. */
   private readonly leaderLimits: { batchBytesMax: number; recordsPerBatchMax: number };
   private readonly followerLimits: { batchBytesMax: number; recordsPerBatchMax: number };
@@ -199,27 +201,28 @@ export class Log {
    * truncation, offsets past it were never committed). A log closed meanwhile saves its own on close.
    */
   async checkpointHighWatermarkAsync(): Promise<void> {
-    // One write at a time (they share a temp file); a call during one waits, then writes what is current.
+    // One write at a time; a call during one waits, then writes what is current.
     while (this.highWatermarkCheckpointing !== undefined) await this.highWatermarkCheckpointing;
     const offset = this.highWatermarkOffset;
     const generation = this.generation;
     if (this.checkpointedHighWatermark === offset || this.closed) return;
     const stillValid = () => !this.closed && this.generation === generation && this.highWatermarkOffset >= offset;
-    const writing = writeOffsetCheckpointAsync(this.file(HIGH_WATERMARK_FILE), offset, stillValid);
+    // Memory follows the file in the rename's own tick (onRenamed), never later.
+    const writing = writeOffsetCheckpointAsync(this.file(HIGH_WATERMARK_FILE), offset, stillValid, () => {
+      this.checkpointedHighWatermark = offset;
+    });
     this.highWatermarkCheckpointing = writing.then(
       () => undefined,
       () => undefined,
     );
-    let written: boolean;
     try {
-      written = await writing;
+      await writing;
     } catch (error) {
       if (this.closed) return;
       throw error;
     } finally {
       this.highWatermarkCheckpointing = undefined;
     }
-    if (written) this.checkpointedHighWatermark = offset;
   }
 
   get latestEpoch(): number {
@@ -408,7 +411,12 @@ export class Log {
     previous.persistIndexes(false);
     const segment = LogSegment.create(this.dir, this.logEndOffset, this.config.indexIntervalBytes, this.compacted);
     this.segments.push(segment);
-    void this.flushRolledSegmentInBackground(previous, segment.baseOffset);
+    // One after another: each may move the recovery point only from where the previous one left it.
+    // The generation is the roll's: a truncation before the flush starts must void it too.
+    const generation = this.generation;
+    this.rolledSegmentFlushes = this.rolledSegmentFlushes
+      .then(() => this.flushRolledSegmentInBackground(previous, segment.baseOffset, generation))
+      .catch(() => undefined);
     return segment;
   }
 
@@ -420,8 +428,8 @@ export class Log {
    * nothing was truncated meanwhile, everything before the segment was already synced, and the
    * epoch checkpoint holds nothing unsynced.
    */
-  private async flushRolledSegmentInBackground(segment: LogSegment, endOffset: number): Promise<void> {
-    const generation = this.generation;
+  private async flushRolledSegmentInBackground(segment: LogSegment, endOffset: number, generation: number): Promise<void> {
+    if (this.closed || this.generation !== generation) return;
     try {
       await fdatasyncAsync(segment.fileDescriptor);
       for (const file of [segment.offsetIndex.file, segment.timeIndex.file, this.dir]) await fsyncPathAsync(file);
@@ -435,9 +443,11 @@ export class Log {
       !this.closed && this.generation === generation && this.recoveryPointOffset >= segment.baseOffset && this.recoveryPointOffset < endOffset && endOffset <= this.logEndOffset;
     if (!stillValid()) return;
     try {
-      if (await writeOffsetCheckpointAsync(this.file(RECOVERY_POINT_FILE), endOffset, stillValid)) {
-        if (!this.closed && this.generation === generation && this.recoveryPointOffset < endOffset) this.recoveryPointOffset = endOffset;
-      }
+      // Memory moves in the rename's own tick: a truncation right after must see the new value
+      // to clamp the file below the log end again.
+      await writeOffsetCheckpointAsync(this.file(RECOVERY_POINT_FILE), endOffset, stillValid, () => {
+        this.recoveryPointOffset = endOffset;
+      });
     } catch {
       // Leave the recovery point where it was: a stale checkpoint only costs a longer scan.
     }

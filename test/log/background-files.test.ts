@@ -12,6 +12,7 @@ import {
   DELETED_SUFFIX,
   deleteDirInBackground,
   deleteFilesInBackground,
+  isBeingRemoved,
   readOffsetCheckpoint,
   writeOffsetCheckpoint,
   writeOffsetCheckpointAsync,
@@ -91,6 +92,8 @@ test('deleted files leave their names at once and are unlinked in the background
   deleteFilesInBackground([a, b, path.join(dir, 'missing')]);
   assert.equal(fs.existsSync(a), false);
   assert.equal(fs.existsSync(b), false);
+  // Still there under their new names in this tick: the unlinks wait for the thread pool.
+  assert.equal(fs.readdirSync(dir).filter((n) => n.endsWith(DELETED_SUFFIX)).length, 2);
   // A file created at once under the same name (a segment at the same base offset) is not touched.
   fs.writeFileSync(a, 'new');
   await waitFor('the .deleted files to go', () => !fs.readdirSync(dir).some((n) => n.endsWith(DELETED_SUFFIX)));
@@ -105,8 +108,12 @@ test('a deleted directory leaves its path at once and is removed in the backgrou
   fs.writeFileSync(path.join(dir, 'f'), 'x');
   const removal = deleteDirInBackground(dir);
   assert.equal(fs.existsSync(dir), false);
+  const renamed = fs.readdirSync(parent).filter((n) => n.endsWith(DELETED_DIR_SUFFIX));
+  assert.equal(renamed.length, 1, 'renamed in this tick, removed later');
+  assert.equal(isBeingRemoved(path.join(parent, renamed[0]!)), true);
   fs.mkdirSync(dir); // the topic created again at once
   await removal;
+  assert.equal(isBeingRemoved(path.join(parent, renamed[0]!)), false);
   assert.deepEqual(fs.readdirSync(parent), ['topic-0']);
   assert.deepEqual(fs.readdirSync(dir), []);
   await deleteDirInBackground(path.join(parent, 'missing')); // nothing to do, no throw
@@ -122,6 +129,7 @@ test('a log deletes retained segments in the background and its loader removes l
   const firstLog = path.join(dir, `${String(first).padStart(20, '0')}.log`);
   assert.ok(log.deleteRetainedSegments(T0 + 1500, log.logEndOffset) > 0);
   assert.equal(fs.existsSync(firstLog), false, 'the segment left its name at once');
+  assert.ok(fs.readdirSync(dir).some((n) => n.startsWith(path.basename(firstLog)) && n.endsWith(DELETED_SUFFIX)), 'and is unlinked later');
   await waitFor('the deleted segments to be unlinked', () => !fs.readdirSync(dir).some((n) => n.endsWith(DELETED_SUFFIX)));
   log.close();
   // A deletion the process did not finish (it stopped between the rename and the unlink).
@@ -144,6 +152,41 @@ test('after a roll the recovery point moves in the background, past the rolled s
   assert.ok(rolledEnd > flushed);
   await waitFor('the recovery point checkpoint', () => (readOffsetCheckpoint(path.join(dir, RECOVERY_POINT_FILE)) ?? 0) >= rolledEnd);
   await waitFor('the recovery point in memory', () => log.recoveryPoint >= rolledEnd);
-  assert.ok(!fs.readdirSync(dir).some((n) => n.endsWith('.tmp')), 'no temp file left behind');
+  await waitFor('no temp file or second name left behind', () => !fs.readdirSync(dir).some((n) => n.endsWith('.tmp')));
+  log.close();
+});
+
+test('the recovery point in memory moves in the same tick as its checkpoint file, so a truncation right after clamps the file', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, RECOVERY_POINT_FILE);
+  const log = openLog(dir, { segmentBytes: 500 });
+  log.appendAsLeader(makeBatch({ valueBytes: 100 }), 0);
+  log.flush();
+  const before = readOffsetCheckpoint(file);
+  for (let i = 0; i < 3; i++) log.appendAsLeader(makeBatch({ valueBytes: 100 }), 0);
+  const rolledEnd = log.segmentBaseOffsets()[1]!;
+  // Poll every turn of the loop: the first turn that sees the new file must see memory agree.
+  for (const until = Date.now() + 5000; readOffsetCheckpoint(file) === before; ) {
+    assert.ok(Date.now() < until, 'timed out waiting for the checkpoint');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.equal(readOffsetCheckpoint(file), rolledEnd);
+  assert.equal(log.recoveryPoint, rolledEnd, 'memory already holds what the file says');
+  log.truncateTo(rolledEnd - 1);
+  assert.ok(readOffsetCheckpoint(file)! <= log.logEndOffset, 'the file never vouches for offsets past the log end');
+  log.close();
+});
+
+test('rolls in quick succession move the recovery point to the last of them', async (t) => {
+  const dir = tempDir(t);
+  const log = openLog(dir, { segmentBytes: 500 });
+  log.appendAsLeader(makeBatch({ valueBytes: 100 }), 0);
+  log.flush();
+  for (let i = 0; i < 12; i++) log.appendAsLeader(makeBatch({ valueBytes: 100 }), 0); // several rolls in one tick
+  const bases = log.segmentBaseOffsets();
+  assert.ok(bases.length >= 4);
+  const lastRolledEnd = bases.at(-1)!;
+  await waitFor('the recovery point to reach the last roll', () => log.recoveryPoint >= lastRolledEnd);
+  assert.equal(readOffsetCheckpoint(path.join(dir, RECOVERY_POINT_FILE)), lastRolledEnd);
   log.close();
 });
