@@ -1,12 +1,13 @@
 /**
  * `npm run bench -- produce [--seconds S] [--bytes 1024,100] [--partitions 1] [--window 256]
- *                           [--rate-half] [--no-peer]`
+ *                           [--warmup 5] [--rate-half] [--no-peer]`
  *
  * Starts a local cluster (3 controllers + 3 brokers, separate processes, `tributary cluster up`),
  * creates a topic per pass with replication.factor=3 and min.insync.replicas=2 (deleted after the
  * pass, as the peer deletes its stream after each run), and runs the peer's own
  * workload (shared/bench/jetstream-bench.mjs) through the SDK: `window` single-record sends
  * outstanding with acks=all for S seconds, per-send ack latency, then every record read back.
+ * First `--warmup` seconds (default 5) of the same load on a scratch topic, not measured.
  * One JSON line per record size, in the peer's shape. `--rate-half` adds, per size, a second
  * pass rate-limited to half the measured peak (the latency-at-load figure). Unless --no-peer, the
  * peer (NATS JetStream, 3 nodes, R3 and R1) then runs in the same invocation via
@@ -140,6 +141,17 @@ export async function startLocalCluster(dataDir: string): Promise<LocalCluster> 
  */
 const LINGER_MS = Number(process.env.BENCH_LINGER_MS ?? 0);
 
+/**
+ * Seconds of full-rate produce to a scratch topic (deleted after) before the first measured pass,
+ * as the OpenMessaging Benchmark warms up before its test phase: V8 tiers the hot paths up over
+ * the first seconds of load (a cold 10 s pass averaged 75.0-78.9k msg/s, one after 5 s of warm-up
+ * 81.0-86.5k, 2026-12-03, alternating runs). `--warmup 0` measures a cold cluster.
+ */
+const WARMUP_SECONDS = 5;
+
+/** The producer's batchBytesMax for the bench (experiments only: BENCH_BATCH_BYTES); unset, the SDK's default. */
+const BATCH_BYTES = process.env.BENCH_BATCH_BYTES === undefined ? undefined : Number(process.env.BENCH_BATCH_BYTES);
+
 function quantile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return +sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(2);
@@ -154,7 +166,7 @@ interface RunResult {
 
 /** Keep `window` sends outstanding (or a fixed rate) for `seconds`. */
 async function produceFor(t: Tributary, topic: string, bytes: number, seconds: number, window: number, ratePerSec?: number): Promise<RunResult> {
-  const producer = t.producer({ acks: 'all', lingerMs: LINGER_MS });
+  const producer = t.producer({ acks: 'all', lingerMs: LINGER_MS, ...(BATCH_BYTES === undefined ? {} : { batchBytesMax: BATCH_BYTES }) });
   await producer.connect();
   const value = Buffer.alloc(bytes, 120);
   const latenciesMs: number[] = [];
@@ -229,11 +241,13 @@ export async function produceBench(args: BenchArgs): Promise<void> {
   const sizes = (flag(args.argv, 'bytes') ?? '1024,100').split(',').map(Number);
   const partitions = Number(flag(args.argv, 'partitions') ?? '1');
   const window = Number(flag(args.argv, 'window') ?? '256');
+  const warmupSeconds = Number(flag(args.argv, 'warmup') ?? String(WARMUP_SECONDS));
   const rateHalf = args.argv.includes('--rate-half');
   const noPeer = args.argv.includes('--no-peer');
   if (sizes.some((b) => !Number.isInteger(b) || b < 1) || !Number.isInteger(partitions) || partitions < 1 || !Number.isInteger(window) || window < 1) {
     throw new Error('--bytes, --partitions and --window take positive integers');
   }
+  if (!Number.isInteger(warmupSeconds) || warmupSeconds < 0) throw new Error('--warmup takes a whole number of seconds (0: none)');
   const dataDir = mkdtempSync(join(tmpdir(), 'trib-bench-'));
   const cluster = await startLocalCluster(dataDir);
   try {
@@ -249,6 +263,12 @@ export async function produceBench(args: BenchArgs): Promise<void> {
       await admin.createTopics([{ topic, partitions, replicationFactor: 3, config: { 'min.insync.replicas': '2' } }]);
       return topic;
     };
+    if (warmupSeconds > 0) {
+      const topic = await freshTopic(sizes[0]!);
+      const warm = await produceFor(t, topic, sizes[0]!, warmupSeconds, window);
+      process.stderr.write(`warm-up: ${warmupSeconds} s at ${Math.round(warm.acked / warm.seconds)} msg/s of ${sizes[0]} B records (not measured)\n`);
+      await admin.deleteTopics([topic]);
+    }
     for (const bytes of sizes) {
       const topic = await freshTopic(bytes);
       const cpuBefore = sampleCpu(cluster.pid);
@@ -258,7 +278,7 @@ export async function produceBench(args: BenchArgs): Promise<void> {
       peak.latenciesMs.sort((a, b) => a - b);
       const msgsPerSec = Math.round(peak.acked / peak.seconds);
       process.stdout.write(JSON.stringify({
-        bench: 'produce', system: 'tributary', record_bytes: bytes, replicas: 3, min_insync: 2, partitions, window, linger_ms: LINGER_MS,
+        bench: 'produce', system: 'tributary', record_bytes: bytes, replicas: 3, min_insync: 2, partitions, window, linger_ms: LINGER_MS, warmup_s: warmupSeconds,
         msgs_per_s: msgsPerSec, mb_per_s: +((peak.acked * bytes) / peak.seconds / 1048576).toFixed(1),
         p50_ms: quantile(peak.latenciesMs, 0.5), p99_ms: quantile(peak.latenciesMs, 0.99), max_ms: +(peak.latenciesMs.at(-1) ?? 0).toFixed(2),
         acked: peak.acked, failed: peak.failed, consume_msgs_per_s: consumeRate,
