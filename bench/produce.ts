@@ -149,15 +149,8 @@ const LINGER_MS = Number(process.env.BENCH_LINGER_MS ?? 0);
  */
 const WARMUP_SECONDS = 5;
 
-/**
- * The producer's batchBytesMax for the bench: 128 KiB, not the SDK's 1 MiB, so the window of 256
- * 1 KiB sends travels as two or three batches in flight, not one: with one, the client, the leader
- * and the followers take turns and the cores idle about a third of the time (perf, at the peak).
- * Measured after the warm-up, alternating runs (2026-12-03, --bytes 1024 --no-peer): 85.5k / 95.0k /
- * 93.0k msg/s vs 70.5k / 89.0k / 91.5k with 1 MiB (the first pair in different page-cache phases).
- * 64 KiB: 85.4k / 88.0k; 32 KiB: 62.2k / 63.5k (per-request costs win). BENCH_BATCH_BYTES overrides.
- */
-const BATCH_BYTES = Number(process.env.BENCH_BATCH_BYTES ?? 128 * 1024);
+/** The producer's batchBytesMax for the bench: the SDK's default unless BENCH_BATCH_BYTES (experiments). */
+const BATCH_BYTES = process.env.BENCH_BATCH_BYTES === undefined ? undefined : Number(process.env.BENCH_BATCH_BYTES);
 
 function quantile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
@@ -173,7 +166,7 @@ interface RunResult {
 
 /** Keep `window` sends outstanding (or a fixed rate) for `seconds`. */
 async function produceFor(t: Tributary, topic: string, bytes: number, seconds: number, window: number, ratePerSec?: number): Promise<RunResult> {
-  const producer = t.producer({ acks: 'all', lingerMs: LINGER_MS, batchBytesMax: BATCH_BYTES });
+  const producer = t.producer({ acks: 'all', lingerMs: LINGER_MS, ...(BATCH_BYTES === undefined ? {} : { batchBytesMax: BATCH_BYTES }) });
   await producer.connect();
   const value = Buffer.alloc(bytes, 120);
   const latenciesMs: number[] = [];
@@ -285,7 +278,7 @@ export async function produceBench(args: BenchArgs): Promise<void> {
       peak.latenciesMs.sort((a, b) => a - b);
       const msgsPerSec = Math.round(peak.acked / peak.seconds);
       process.stdout.write(JSON.stringify({
-        bench: 'produce', system: 'tributary', record_bytes: bytes, replicas: 3, min_insync: 2, partitions, window, linger_ms: LINGER_MS, batch_bytes_max: BATCH_BYTES, warmup_s: warmupSeconds,
+        bench: 'produce', system: 'tributary', record_bytes: bytes, replicas: 3, min_insync: 2, partitions, window, linger_ms: LINGER_MS, batch_bytes_max: BATCH_BYTES ?? 'default', warmup_s: warmupSeconds,
         msgs_per_s: msgsPerSec, mb_per_s: +((peak.acked * bytes) / peak.seconds / 1048576).toFixed(1),
         p50_ms: quantile(peak.latenciesMs, 0.5), p99_ms: quantile(peak.latenciesMs, 0.99), max_ms: +(peak.latenciesMs.at(-1) ?? 0).toFixed(2),
         acked: peak.acked, failed: peak.failed, consume_msgs_per_s: consumeRate,

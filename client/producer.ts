@@ -108,6 +108,13 @@ export interface ProducerContext {
 }
 
 const MiB = 1024 * 1024;
+/**
+ * The size at which a batch goes at once while its partition has room in flight, below
+ * batchBytesMax. A window of 256 1 KiB sends to one partition went as one 256-record batch, one
+ * request in flight, with the cores idle a third of the time at the peak; split at 128 KiB it
+ * goes as a pipeline of three (measured in docs/BENCHMARKS.md, third session of 2026-12-03).
+ */
+const PIPELINE_BATCH_BYTES = 128 * 1024;
 /** Per-record framing in the batch, roughly (varints, attributes, deltas). */
 const RECORD_OVERHEAD_BYTES = 16;
 const SEQUENCE_MODULUS = 2 ** 31;
@@ -203,6 +210,8 @@ export class Producer {
   private readonly idempotent: boolean;
   private readonly lingerMs: number;
   private readonly batchBytesMax: number;
+  /** A batch this big is sent at once while its partition has room in flight (see append). */
+  private readonly pipelineBatchBytes: number;
   private readonly bufferBytesMax: number;
   private readonly compression: Compression;
   private readonly requestTimeoutMs: number;
@@ -242,6 +251,7 @@ export class Producer {
     this.idempotent = options.idempotent ?? (this.acks === -1 && (options.maxInFlightPerPartition ?? 5) <= 5);
     this.lingerMs = nonNegativeInt('lingerMs', options.lingerMs ?? 5);
     this.batchBytesMax = positiveInt('batchBytesMax', options.batchBytesMax ?? MiB);
+    this.pipelineBatchBytes = Math.min(this.batchBytesMax, PIPELINE_BATCH_BYTES);
     this.bufferBytesMax = positiveInt('bufferBytesMax', options.bufferBytesMax ?? 32 * MiB);
     if (this.bufferBytesMax < this.batchBytesMax) {
       throw new TributaryError('INVALID_CONFIG', `bufferBytesMax (${this.bufferBytesMax}) must be at least batchBytesMax (${this.batchBytesMax})`);
@@ -471,6 +481,11 @@ export class Producer {
       if (batch.bytes >= this.batchBytesMax) {
         this.closeBatch(q);
         if (sticky) this.sticky.onBatchFull(request.topic, partition, numPartitions);
+      } else if (batch.bytes >= this.pipelineBatchBytes && q.inflight.size + q.ready.length < this.maxInFlightPerPartition) {
+        // The partition has room in flight: send this much now rather than one big batch, so
+        // the leader and its followers work on it while the rest is gathered (a burst then
+        // travels as a pipeline, not in turns). Not a full batch: the sticky partition stays.
+        this.closeBatch(q);
       }
     }
     // The records live in their batches now; the send keeps only its bookkeeping.

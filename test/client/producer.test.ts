@@ -76,6 +76,36 @@ test('records sent within lingerMs share one batch; a full batch goes at once wi
     await Promise.all([producer.disconnect(), slow.disconnect()]);
   }));
 
+test('a burst to a partition with room in flight goes as 128 KiB batches at once, the sticky partition unmoved; without room it gathers', () =>
+  withFake(1, async (fake) => {
+    fake.createTopic('burst', 4);
+    const value = 'x'.repeat(1024);
+    const messages = Array.from({ length: 300 }, () => ({ value })); // ~310 KiB with overhead
+    const producer = clientFor(fake).producer({ acks: 1, lingerMs: 60_000 }); // batchBytesMax 1 MiB
+    await producer.connect();
+    const sent = producer.send({ topic: 'burst', messages });
+    await waitFor('two 128 KiB batches sent without waiting for linger', () => fake.produced.length === 2);
+    for (const p of fake.produced) {
+      assert.ok(p.bytes >= 128 * 1024 && p.bytes < 140 * 1024, `a batch of ${p.bytes} bytes`);
+    }
+    await producer.flush(); // the rest lingers until then
+    await sent;
+    assert.equal(fake.produced.length, 3);
+    assert.equal(fake.produced.reduce((n, p) => n + p.header.recordCount, 0), 300);
+    assert.equal(new Set(fake.produced.map((p) => p.partition)).size, 1, 'not a full batch: the sticky partition stays');
+
+    // With one batch allowed in flight, the second would have to wait: the records gather instead.
+    const single = clientFor(fake).producer({ acks: 1, lingerMs: 60_000, maxInFlightPerPartition: 1 });
+    await single.connect();
+    const again = single.send({ topic: 'burst', messages: messages.map((m) => ({ ...m, partition: 0 })) });
+    await waitFor('the first batch sent', () => fake.produced.length === 4);
+    await single.flush();
+    await again;
+    assert.equal(fake.produced.length, 5);
+    assert.ok(fake.produced[4]!.header.recordCount > 150, 'the rest went as one batch');
+    await Promise.all([producer.disconnect(), single.disconnect()]);
+  }));
+
 /**
  * A connected acks=1 producer on a new topic with batchBytesMax 500 and a round-robin "random"
  * for the sticky partitioner, and a value of 116 bytes with overhead (4 fit in a batch).
