@@ -1,8 +1,9 @@
 /**
  * Producer: records in, acknowledged offsets out.
  *
- *   send() ──► partitioner ──► accumulator (one open batch per partition; closed after lingerMs
- *              or at batchBytesMax) ──► sender (one Produce request per leader broker carrying
+ *   send() ──► partitioner ──► accumulator (one open batch per partition; closed after lingerMs,
+ *              at batchBytesMax, or at pipelineBatchBytes while the partition has room in
+ *              flight) ──► sender (one Produce request per leader broker carrying
  *              every partition it has a batch ready for) ──► acks resolve the send()s
  *
  * - One promise per send() call, resolved when every batch holding its records is acknowledged
@@ -56,6 +57,13 @@ export interface ProducerOptions {
   lingerMs?: number;
   /** A batch is closed when it reaches this many bytes of records. Default 1 MiB. */
   batchBytesMax?: number;
+  /**
+   * A batch is also closed, before its linger, when it reaches this many bytes while its partition
+   * can send it at once (fewer than maxInFlightPerPartition batches in flight or waiting, not in
+   * backoff): a burst then goes as a pipeline of batches instead of one. It does not move the
+   * sticky partition. Default 128 KiB (at most batchBytesMax); batchBytesMax turns it off.
+   */
+  pipelineBatchBytes?: number;
   /** Bytes of records accepted but not yet acknowledged; send() waits past it. Default 32 MiB. */
   bufferBytesMax?: number;
   /** Default 'none'. */
@@ -109,8 +117,8 @@ export interface ProducerContext {
 
 const MiB = 1024 * 1024;
 /**
- * The size at which a batch goes at once while its partition has room in flight, below
- * batchBytesMax. A window of 256 1 KiB sends to one partition went as one 256-record batch, one
+ * The default pipelineBatchBytes: the size at which a batch goes at once while its partition has
+ * room in flight, below batchBytesMax. A window of 256 1 KiB sends to one partition went as one 256-record batch, one
  * request in flight, with the cores idle a third of the time at the peak; split at 128 KiB it
  * goes as a pipeline of three (measured in docs/BENCHMARKS.md, third session of 2026-12-03).
  */
@@ -251,7 +259,7 @@ export class Producer {
     this.idempotent = options.idempotent ?? (this.acks === -1 && (options.maxInFlightPerPartition ?? 5) <= 5);
     this.lingerMs = nonNegativeInt('lingerMs', options.lingerMs ?? 5);
     this.batchBytesMax = positiveInt('batchBytesMax', options.batchBytesMax ?? MiB);
-    this.pipelineBatchBytes = Math.min(this.batchBytesMax, PIPELINE_BATCH_BYTES);
+    this.pipelineBatchBytes = Math.min(this.batchBytesMax, positiveInt('pipelineBatchBytes', options.pipelineBatchBytes ?? PIPELINE_BATCH_BYTES));
     this.bufferBytesMax = positiveInt('bufferBytesMax', options.bufferBytesMax ?? 32 * MiB);
     if (this.bufferBytesMax < this.batchBytesMax) {
       throw new TributaryError('INVALID_CONFIG', `bufferBytesMax (${this.bufferBytesMax}) must be at least batchBytesMax (${this.batchBytesMax})`);
@@ -481,7 +489,12 @@ export class Producer {
       if (batch.bytes >= this.batchBytesMax) {
         this.closeBatch(q);
         if (sticky) this.sticky.onBatchFull(request.topic, partition, numPartitions);
-      } else if (batch.bytes >= this.pipelineBatchBytes && q.inflight.size + q.ready.length < this.maxInFlightPerPartition) {
+      } else if (
+        batch.bytes >= this.pipelineBatchBytes &&
+        q.inflight.size + q.ready.length < this.maxInFlightPerPartition &&
+        !q.sequenceGap &&
+        q.retryAtMs <= performance.now()
+      ) {
         // The partition has room in flight: send this much now rather than one big batch, so
         // the leader and its followers work on it while the rest is gathered (a burst then
         // travels as a pipeline, not in turns). Not a full batch: the sticky partition stays.
