@@ -155,8 +155,8 @@ export const DELETED_SUFFIX = '.deleted';
 /**
  * Remove files without freeing their blocks on the event loop (see writeOffsetCheckpointAsync: a
  * freed block can be a discard the caller waits for, and a 1 GiB segment is 262,144 of them). Each
- * file is renamed to `<name>.deleted`, which frees nothing, and unlinked on libuv's thread pool;
- * the new name also frees the old one at once for a file created in its place (a segment at the
+ * file is renamed to `<name>.<unique>.deleted`, which frees nothing, and unlinked on libuv's thread
+ * pool; the rename also frees the name at once for a file created in its place (a segment at the
  * same base offset after a truncation). Kafka renames a deleted segment to `.deleted` and removes
  * it later on a background thread for the same reasons. The loader removes leftovers.
  */
