@@ -19,15 +19,8 @@ import {
 } from '../../broker/log/checkpoint-file.js';
 import { RECOVERY_POINT_FILE } from '../../broker/log/log-loader.js';
 import { ManualClock } from '../../common/clock.js';
+import { waitFor } from '../../common/wait.js';
 import { T0, makeBatch, openLog, tempDir } from './helpers.js';
-
-async function waitFor(what: string, condition: () => boolean, deadlineMs = 5000): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  while (!condition()) {
-    if (Date.now() > until) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 test('an asynchronous checkpoint replaces the file while the old one still has a second name', async (t) => {
   const dir = tempDir(t);
