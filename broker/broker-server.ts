@@ -148,6 +148,7 @@ export class BrokerServer {
     }
     m.leaderPartitions.set(leaders);
     m.underReplicated.set(under);
+    m.fetchSessions.set(this.replicas.fetchSessionCount);
   }
 
   /** Controlled shutdown first (leadership moves away), then stop serving and close the logs. */
@@ -179,7 +180,7 @@ export class BrokerServer {
         }
         return this.replicas.produce(body);
       }),
-      handler(ApiKey.Fetch, (body, ctx) => this.replicas.fetch(body, ctx.signal)),
+      handler(ApiKey.Fetch, (body, ctx) => this.replicas.fetch(body, ctx)),
       handler(ApiKey.ListOffsets, (body) => ({
         throttleTimeMs: 0,
         topics: body.topics.map((t) => ({

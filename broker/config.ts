@@ -34,6 +34,8 @@ export interface BrokerConfig {
   /** Waiting acks=all produce requests per partition, and fetches parked in long polls. */
   producePurgatoryMax: number;
   fetchPurgatoryMax: number;
+  /** Incremental fetch sessions held at once (Kafka's max.incremental.fetch.session.cache.slots). */
+  fetchSessionCacheSlots: number;
   /** The ISR check and retention run this often. */
   isrCheckIntervalMs: number;
   retentionCheckIntervalMs: number;
@@ -108,6 +110,7 @@ export function loadBrokerConfig(flags: BrokerFlags): BrokerConfig {
     topicDefaults,
     producePurgatoryMax: intOption(props, 'produce.purgatory.max', 100_000, 1),
     fetchPurgatoryMax: intOption(props, 'fetch.purgatory.max', 10_000, 1),
+    fetchSessionCacheSlots: intOption(props, 'max.incremental.fetch.session.cache.slots', 1000, 0, 1_000_000),
     isrCheckIntervalMs: intOption(props, 'replica.isr.check.interval.ms', 100, 10, 60_000),
     retentionCheckIntervalMs: intOption(props, 'log.retention.check.interval.ms', 60_000, 100),
     cleanerBackoffMs: intOption(props, 'log.cleaner.backoff.ms', 15_000, 10),

@@ -28,13 +28,28 @@ import type { ControllerLink, ReplicaReport } from './controller-link.js';
 import { LeaderState } from './replication/leader-state.js';
 import { ProducerStateTable, type IdempotentBatch, type SequenceCheck } from './replication/producer-state.js';
 import { checkBatch, iterateBatches, readBatchHeader } from '../protocol/record-batch.js';
+import { FetchSession, FetchSessionCache, type FetchTarget } from './replication/fetch-sessions.js';
 import { ReplicaFetcher } from './replication/replica-fetcher.js';
 import type { BrokerMetrics } from './metrics.js';
 
 type FetchPartitionResponse = FetchResponse['responses'][number]['partitions'][number];
+interface FetchResult {
+  readonly target: FetchTarget;
+  readonly out: FetchPartitionResponse;
+}
+interface FetchPass {
+  /** The partitions read in full this pass, with their answers (quiet session partitions are not). */
+  readonly results: FetchResult[];
+  bytes: number;
+  /** Partitions whose next append (or high-watermark move) should wake the fetch. */
+  readonly waitable: Partition[];
+  highWatermarkNews: boolean;
+}
 type ProducePartitionResponse = ProduceResponse['responses'][number]['partitionResponses'][number];
 
 const LONG_MAX = Number.MAX_SAFE_INTEGER;
+/** Partitions one fetch session may hold (a follower's session holds those it shares with us). */
+const FETCH_SESSION_PARTITIONS_MAX = 100_000;
 
 export class Partition {
   readonly key: string;
@@ -122,6 +137,8 @@ export class ReplicaManager {
   /** log.tail.cache.bytes.max: what the tail caches of all this broker's logs hold together. */
   private readonly tailCacheBudget: TailCacheBudget;
   private closed = false;
+  /** Follower fetch sessions (KIP-227): see replication/fetch-sessions.ts. */
+  private readonly fetchSessions: FetchSessionCache;
 
   constructor(
     private readonly config: BrokerConfig,
@@ -132,6 +149,7 @@ export class ReplicaManager {
     private readonly connect: (brokerId: number) => string | undefined,
   ) {
     this.tailCacheBudget = new TailCacheBudget(config.tailCacheBytesMax);
+    this.fetchSessions = new FetchSessionCache({ slots: config.fetchSessionCacheSlots, partitionsMax: FETCH_SESSION_PARTITIONS_MAX, onEvict: () => this.metrics.fetchSessionEvictions.inc() });
     this.cleaner = new LogCleaner({
       clock,
       logger,
@@ -499,81 +517,96 @@ export class ReplicaManager {
 
   // --- Fetch --------------------------------------------------------------------------------
 
-  async fetch(request: FetchRequest, signal: AbortSignal): Promise<FetchResponse> {
+  get fetchSessionCount(): number {
+    return this.fetchSessions.size;
+  }
+
+  async fetch(request: FetchRequest, ctx: { readonly signal: AbortSignal; readonly connectionId: number }): Promise<FetchResponse> {
+    const { signal } = ctx;
     const isFollower = request.replicaId >= 0;
     if (isFollower && request.replicaId === this.config.brokerId) throw new TributaryError('INVALID_REQUEST', 'a broker cannot fetch from itself');
-    const deadline = this.clock.monotonicMs() + request.maxWaitMs;
-    let first = true;
-    // News of a new high watermark alone waits up to replicaHighWatermarkLingerMs for records to
-    // ride with: under load they come within a millisecond or two, and a fetch answer (plus the
-    // follower's next fetch) per high-watermark move cost the leader ~20% of its throughput.
-    let newsDueAt = Infinity;
-    for (;;) {
-      const { response, bytes, waitable, highWatermarkNews } = this.readFetch(request, first);
-      first = false;
-      const now = this.clock.monotonicMs();
-      const remaining = deadline - now;
-      if (highWatermarkNews && newsDueAt === Infinity) newsDueAt = now + this.config.replicaHighWatermarkLingerMs;
-      const newsDue = highWatermarkNews && now >= newsDueAt;
-      if (bytes >= Math.max(1, request.minBytes) || newsDue || remaining <= 0 || waitable.length === 0 || signal.aborted || this.closed) {
-        if (isFollower) {
-          this.metrics.followerFetchRequests.inc();
-          this.omitQuietPartitions(request.replicaId, response);
-          this.noteHighWatermarksSent(request.replicaId, response);
+    const opened = this.fetchSessions.open(request, ctx.connectionId, (drop) => {
+      if (signal.aborted) drop();
+      else signal.addEventListener('abort', drop, { once: true });
+    });
+    if (opened.kind === 'error') {
+      this.logger.debug({ replicaId: request.replicaId, sessionId: request.sessionId, sessionEpoch: request.sessionEpoch, reason: opened.message }, 'fetch session refused');
+      return { throttleTimeMs: 0, responses: [], errorCode: ERRORS[opened.code].code, sessionId: 0 };
+    }
+    const session = opened.kind === 'session' ? opened.session : undefined;
+    const from = opened.kind === 'session' ? opened.session : opened.targets;
+    const sessionId = session?.id ?? 0;
+    if (session !== undefined) session.busy = true;
+    try {
+      const deadline = this.clock.monotonicMs() + request.maxWaitMs;
+      let first = true;
+      // News of a new high watermark alone waits up to replicaHighWatermarkLingerMs for records to
+      // ride with: under load they come within a millisecond or two, and a fetch answer (plus the
+      // follower's next fetch) per high-watermark move cost the leader ~20% of its throughput.
+      let newsDueAt = Infinity;
+      for (;;) {
+        const pass = this.readFetch(request, from, first);
+        first = false;
+        const now = this.clock.monotonicMs();
+        const remaining = deadline - now;
+        if (pass.highWatermarkNews && newsDueAt === Infinity) newsDueAt = now + this.config.replicaHighWatermarkLingerMs;
+        const newsDue = pass.highWatermarkNews && now >= newsDueAt;
+        const done = pass.bytes >= Math.max(1, request.minBytes) || newsDue || remaining <= 0 || pass.waitable.length === 0 || signal.aborted || this.closed;
+        if (done || this.fetchesWaiting >= this.config.fetchPurgatoryMax) {
+          if (done && remaining <= 0) this.finalizeMinOffset(request, pass.results);
+          // Grouped before the high watermarks are noted as sent: a follower's answer keeps the
+          // partitions whose only news is a high watermark it has not seen.
+          const responses = this.groupResults(pass.results, isFollower ? request.replicaId : -1);
+          if (isFollower) {
+            this.metrics.followerFetchRequests.inc({ kind: session === undefined ? 'sessionless' : request.sessionEpoch === 0 ? 'full' : 'incremental' });
+            this.noteHighWatermarksSent(request.replicaId, responses);
+          } else this.metrics.consumerFetchRequests.inc({ served_by: this.servedBy(pass.results) });
+          if (session !== undefined) for (const r of pass.results) if (r.out.records !== null && r.out.records.length > 0) session.moveToBack(r.target);
+          return { throttleTimeMs: 0, responses, errorCode: 0, sessionId };
         }
-        else this.metrics.consumerFetchRequests.inc({ served_by: this.servedBy(request) });
-        if (remaining <= 0) this.finalizeMinOffset(request, response);
-        return response;
+        this.fetchesWaiting++;
+        try {
+          await new Promise<void>((resolve) => {
+            const wake = () => {
+              clearTimeout(timer);
+              for (const p of pass.waitable) p.removeFetchWaiter(wake);
+              signal.removeEventListener('abort', wake);
+              resolve();
+            };
+            const timer = setTimeout(wake, Math.min(remaining, newsDueAt - now));
+            for (const p of pass.waitable) p.addFetchWaiter(wake);
+            signal.addEventListener('abort', wake, { once: true });
+          });
+        } finally {
+          this.fetchesWaiting--;
+        }
       }
-      if (this.fetchesWaiting >= this.config.fetchPurgatoryMax) return response;
-      this.fetchesWaiting++;
-      try {
-        await new Promise<void>((resolve) => {
-          const wake = () => {
-            clearTimeout(timer);
-            for (const p of waitable) p.removeFetchWaiter(wake);
-            signal.removeEventListener('abort', wake);
-            resolve();
-          };
-          const timer = setTimeout(wake, Math.min(remaining, newsDueAt - now));
-          for (const p of waitable) p.addFetchWaiter(wake);
-          signal.addEventListener('abort', wake, { once: true });
-        });
-      } finally {
-        this.fetchesWaiting--;
-      }
+    } finally {
+      if (session !== undefined) session.busy = false;
     }
   }
 
   /**
-   * A follower's fetch answer leaves out the partitions with nothing to tell it: no records, no
-   * error, no divergence, and no high watermark it has not seen. A follower fetch carries every
-   * partition the two brokers share, and an append to any one of them answers it, so without
-   * this each answer (and the follower's handling of it) cost as much as all the partitions, not
-   * as much as those that changed. Our fetchers read a missing partition as "nothing new"
-   * (Kafka's incremental fetch sessions, KIP-227, have the same effect). Consumer answers keep
-   * every partition, as in Kafka: an empty answer is how a reader learns the high watermark.
+   * The answer, by topic. A follower's answer leaves out the partitions with nothing to tell it:
+   * no records, no error, no divergence, and no high watermark it has not seen (our fetchers read
+   * a missing partition as "nothing new", as Kafka's incremental sessions do). Consumer answers
+   * keep every partition, as in Kafka: an empty answer is how a reader learns the high watermark.
    */
-  private omitQuietPartitions(replicaId: number, response: FetchResponse): void {
-    let omitted = false;
-    for (const t of response.responses) {
-      const kept = t.partitions.filter(
-        (p) =>
-          p.errorCode !== 0 ||
-          (p.records !== null && p.records.length > 0) ||
-          p.divergingEpoch !== undefined ||
-          this.partitions.get(`${t.topic}-${p.partitionIndex}`)?.leaderState?.followerMissesHighWatermark(replicaId) !== false,
-      );
-      if (kept.length !== t.partitions.length) {
-        t.partitions = kept;
-        omitted = true;
+  private groupResults(results: readonly FetchResult[], followerId: number): FetchResponse['responses'] {
+    const byTopic = new Map<string, FetchPartitionResponse[]>();
+    for (const { target, out } of results) {
+      if (followerId >= 0 && out.errorCode === 0 && (out.records === null || out.records.length === 0) && out.divergingEpoch === undefined) {
+        if (this.partitions.get(target.key)?.leaderState?.followerMissesHighWatermark(followerId) === false) continue;
       }
+      let list = byTopic.get(target.topic);
+      if (list === undefined) byTopic.set(target.topic, (list = []));
+      list.push(out);
     }
-    if (omitted) response.responses = response.responses.filter((t) => t.partitions.length > 0);
+    return [...byTopic].map(([topic, partitions]) => ({ topic, partitions }));
   }
 
-  private noteHighWatermarksSent(replicaId: number, response: FetchResponse): void {
-    for (const t of response.responses) {
+  private noteHighWatermarksSent(replicaId: number, responses: FetchResponse['responses']): void {
+    for (const t of responses) {
       for (const p of t.partitions) {
         if (p.errorCode !== 0 || p.highWatermark < 0) continue;
         this.partitions.get(`${t.topic}-${p.partitionIndex}`)?.leaderState?.onHighWatermarkSent(replicaId, p.highWatermark);
@@ -581,107 +614,125 @@ export class ReplicaManager {
     }
   }
 
-  private servedBy(request: FetchRequest): 'leader' | 'follower' {
-    for (const t of request.topics) for (const p of t.partitions) {
-      const part = this.partitions.get(`${t.topic}-${p.partition}`);
+  private servedBy(results: readonly FetchResult[]): 'leader' | 'follower' {
+    for (const { target } of results) {
+      const part = this.partitions.get(target.key);
       if (part !== undefined && !part.isLeader) return 'follower';
     }
     return 'leader';
   }
 
   /** A follower that never reached the reader's floor within the wait sends it to the leader. */
-  private finalizeMinOffset(request: FetchRequest, response: FetchResponse): void {
+  private finalizeMinOffset(request: FetchRequest, results: readonly FetchResult[]): void {
     if (request.replicaId >= 0) return;
-    response.responses.forEach((t, ti) => {
-      t.partitions.forEach((p, pi) => {
-        const req = request.topics[ti]!.partitions[pi]!;
-        const part = this.partitions.get(`${t.topic}-${p.partitionIndex}`);
-        if (part === undefined || part.isLeader || req.minOffset === undefined || p.errorCode !== 0) return;
-        if (part.log.highWatermark < req.minOffset) {
-          // NOT_LEADER_OR_FOLLOWER, as the Fetch schema and ERRORS.md promise: the SDK consumer
-          // falls back to the leader on it (OFFSET_NOT_AVAILABLE only made it retry this follower).
-          p.errorCode = ERRORS.NOT_LEADER_OR_FOLLOWER.code;
-          p.currentLeader = { leaderId: part.leaderId, leaderEpoch: part.leaderEpoch };
-          p.preferredReadReplica = part.leaderId;
-          p.records = null;
-        }
-      });
-    });
+    for (const { target, out } of results) {
+      const part = this.partitions.get(target.key);
+      if (part === undefined || part.isLeader || target.minOffset === undefined || out.errorCode !== 0) continue;
+      if (part.log.highWatermark < target.minOffset) {
+        // NOT_LEADER_OR_FOLLOWER, as the Fetch schema and ERRORS.md promise: the SDK consumer
+        // falls back to the leader on it (OFFSET_NOT_AVAILABLE only made it retry this follower).
+        out.errorCode = ERRORS.NOT_LEADER_OR_FOLLOWER.code;
+        out.currentLeader = { leaderId: part.leaderId, leaderEpoch: part.leaderEpoch };
+        out.preferredReadReplica = part.leaderId;
+        out.records = null;
+      }
+    }
   }
 
   /**
-   * One pass over the requested partitions. `highWatermarkNews`: some partition's high watermark
+   * One pass over the fetch's partitions. `highWatermarkNews`: some partition's high watermark
    * moved past what this follower was last told, so the fetch answers now even without records
    * (a follower serving read-your-writes must not wait for replica.fetch.wait.max.ms to learn it).
+   *
+   * In a fetch session, a partition the request did not name, whose last answer was clean and
+   * that is quiet (same leader epoch, no records past the follower's offset, no high watermark
+   * the follower has not seen) costs a few comparisons and gets no answer; on the first pass it
+   * still counts as the follower fetching at its offset, so it stays caught up for the ISR, as
+   * when every fetch named every partition.
    */
-  private readFetch(request: FetchRequest, first: boolean): { response: FetchResponse; bytes: number; waitable: Partition[]; highWatermarkNews: boolean } {
+  private readFetch(request: FetchRequest, from: FetchSession | readonly FetchTarget[], first: boolean): FetchPass {
     const isFollower = request.replicaId >= 0;
-    let highWatermarkNews = false;
-    let bytes = 0;
+    const pass: FetchPass = { results: [], bytes: 0, waitable: [], highWatermarkNews: false };
     let budget = request.maxBytes;
-    const waitable: Partition[] = [];
-    const responses = request.topics.map((t) => ({
-      topic: t.topic,
-      partitions: t.partitions.map((rp): FetchPartitionResponse => {
-        const out: FetchPartitionResponse = { partitionIndex: rp.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, preferredReadReplica: -1, records: null };
-        try {
-          const part = this.partitions.get(`${t.topic}-${rp.partition}`);
-          if (part === undefined) {
-            const known = this.link.image.topics.get(t.topic)?.partitions[rp.partition] !== undefined;
-            throw new TributaryError(known ? 'NOT_LEADER_OR_FOLLOWER' : 'UNKNOWN_TOPIC_OR_PARTITION', known ? `broker ${this.config.brokerId} does not host ${t.topic}-${rp.partition}` : `${t.topic}-${rp.partition} does not exist`);
+    const now = this.clock.monotonicMs();
+    const leading = this.link.hasLease();
+    const targets = from instanceof FetchSession ? from.targets.values() : from;
+    for (const target of targets) {
+      if (from instanceof FetchSession && !target.fresh && target.settled && leading) {
+        const part = this.partitions.get(target.key);
+        const state = part?.leaderState;
+        if (part !== undefined && state != null && (target.currentLeaderEpoch < 0 || target.currentLeaderEpoch === part.leaderEpoch) && part.log.logEndOffset === target.fetchOffset) {
+          const moved = first && state.onFollowerFetch(request.replicaId, target.fetchOffset, part.log.logEndOffset, now);
+          if (moved) this.onHighWatermarkMoved(part);
+          if (!moved && !state.followerMissesHighWatermark(request.replicaId)) {
+            pass.waitable.push(part);
+            continue;
           }
-          this.checkEpoch(part, rp.currentLeaderEpoch);
-          const log = part.log;
-          let maxOffset: number;
-          if (isFollower) {
-            if (!part.isLeader || !this.link.hasLease()) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} is not serving as leader of ${part.key}`);
-            // Divergence (KIP-320): the follower's last epoch must end, on our log, at or after
-            // its fetch offset; otherwise tell it where that epoch ends so it truncates.
-            if (rp.lastFetchedEpoch >= 0) {
-              const end = log.endOffsetForEpoch(rp.lastFetchedEpoch);
-              if (end.leaderEpoch !== rp.lastFetchedEpoch || end.endOffset < rp.fetchOffset) {
-                out.divergingEpoch = { epoch: end.leaderEpoch, endOffset: end.endOffset };
-                out.highWatermark = log.highWatermark;
-                out.lastStableOffset = log.highWatermark;
-                out.logStartOffset = log.logStartOffset;
-                return out;
-              }
-            }
-            if (first && part.leaderState!.onFollowerFetch(request.replicaId, rp.fetchOffset, log.logEndOffset, this.clock.monotonicMs())) this.onHighWatermarkMoved(part);
-            if (part.leaderState!.followerMissesHighWatermark(request.replicaId)) highWatermarkNews = true;
-            maxOffset = log.logEndOffset;
-          } else {
-            if (part.isLeader && !this.link.hasLease()) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} has no valid lease; it cannot serve ${part.key} as leader`);
-            maxOffset = log.highWatermark;
-          }
-          out.highWatermark = log.highWatermark;
-          out.lastStableOffset = log.highWatermark;
-          out.logStartOffset = log.logStartOffset;
-          if (!isFollower && rp.minOffset !== undefined && !part.isLeader && log.highWatermark < rp.minOffset) {
-            waitable.push(part);
-            return out;
-          }
-          if (rp.fetchOffset < log.logStartOffset || rp.fetchOffset > log.logEndOffset) {
-            throw new TributaryError('OFFSET_OUT_OF_RANGE', `offset ${rp.fetchOffset} is outside ${part.key}'s range [${log.logStartOffset}, ${log.logEndOffset}]`);
-          }
-          if (rp.fetchOffset >= maxOffset || budget <= 0) {
-            waitable.push(part);
-            return out;
-          }
-          const records = log.read(rp.fetchOffset, Math.min(rp.partitionMaxBytes, budget), maxOffset);
-          if (records.length === 0) waitable.push(part);
-          out.records = records;
-          bytes += records.length;
-          budget -= records.length;
-          if (!isFollower) this.metrics.bytesOut.inc(records.length);
-        } catch (error) {
-          out.errorCode = error instanceof TributaryError ? error.errorCode : ERRORS.UNKNOWN_SERVER_ERROR.code;
-          if (!(error instanceof TributaryError)) this.logger.error({ err: error }, 'fetch failed');
         }
-        return out;
-      }),
-    }));
-    return { response: { throttleTimeMs: 0, responses }, bytes, waitable, highWatermarkNews };
+      }
+      const out: FetchPartitionResponse = { partitionIndex: target.partition, errorCode: 0, highWatermark: -1, lastStableOffset: -1, logStartOffset: -1, preferredReadReplica: -1, records: null };
+      pass.results.push({ target, out });
+      target.fresh = false;
+      try {
+        const part = this.partitions.get(target.key);
+        if (part === undefined) {
+          const known = this.link.image.topics.get(target.topic)?.partitions[target.partition] !== undefined;
+          throw new TributaryError(known ? 'NOT_LEADER_OR_FOLLOWER' : 'UNKNOWN_TOPIC_OR_PARTITION', known ? `broker ${this.config.brokerId} does not host ${target.key}` : `${target.key} does not exist`);
+        }
+        this.checkEpoch(part, target.currentLeaderEpoch);
+        const log = part.log;
+        let maxOffset: number;
+        if (isFollower) {
+          if (!part.isLeader || !leading) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} is not serving as leader of ${part.key}`);
+          // Divergence (KIP-320): the follower's last epoch must end, on our log, at or after
+          // its fetch offset; otherwise tell it where that epoch ends so it truncates.
+          if (target.lastFetchedEpoch >= 0) {
+            const end = log.endOffsetForEpoch(target.lastFetchedEpoch);
+            if (end.leaderEpoch !== target.lastFetchedEpoch || end.endOffset < target.fetchOffset) {
+              out.divergingEpoch = { epoch: end.leaderEpoch, endOffset: end.endOffset };
+              out.highWatermark = log.highWatermark;
+              out.lastStableOffset = log.highWatermark;
+              out.logStartOffset = log.logStartOffset;
+              target.settled = false;
+              continue;
+            }
+          }
+          // A session's partition the request did not name is noted once, on the first pass.
+          if (first && part.leaderState!.onFollowerFetch(request.replicaId, target.fetchOffset, log.logEndOffset, now)) this.onHighWatermarkMoved(part);
+          if (part.leaderState!.followerMissesHighWatermark(request.replicaId)) pass.highWatermarkNews = true;
+          maxOffset = log.logEndOffset;
+        } else {
+          if (part.isLeader && !leading) throw new TributaryError('NOT_LEADER_OR_FOLLOWER', `broker ${this.config.brokerId} has no valid lease; it cannot serve ${part.key} as leader`);
+          maxOffset = log.highWatermark;
+        }
+        out.highWatermark = log.highWatermark;
+        out.lastStableOffset = log.highWatermark;
+        out.logStartOffset = log.logStartOffset;
+        target.settled = true;
+        if (!isFollower && target.minOffset !== undefined && !part.isLeader && log.highWatermark < target.minOffset) {
+          pass.waitable.push(part);
+          continue;
+        }
+        if (target.fetchOffset < log.logStartOffset || target.fetchOffset > log.logEndOffset) {
+          throw new TributaryError('OFFSET_OUT_OF_RANGE', `offset ${target.fetchOffset} is outside ${part.key}'s range [${log.logStartOffset}, ${log.logEndOffset}]`);
+        }
+        if (target.fetchOffset >= maxOffset || budget <= 0) {
+          pass.waitable.push(part);
+          continue;
+        }
+        const records = log.read(target.fetchOffset, Math.min(target.partitionMaxBytes, budget), maxOffset);
+        if (records.length === 0) pass.waitable.push(part);
+        out.records = records;
+        pass.bytes += records.length;
+        budget -= records.length;
+        if (!isFollower) this.metrics.bytesOut.inc(records.length);
+      } catch (error) {
+        target.settled = false;
+        out.errorCode = error instanceof TributaryError ? error.errorCode : ERRORS.UNKNOWN_SERVER_ERROR.code;
+        if (!(error instanceof TributaryError)) this.logger.error({ err: error }, 'fetch failed');
+      }
+    }
+    return pass;
   }
 
   // --- Offsets ------------------------------------------------------------------------------
@@ -722,6 +773,7 @@ export class ReplicaManager {
     await this.cleaner.close();
     for (const f of this.fetchers.values()) f.stop();
     this.fetchers.clear();
+    this.fetchSessions.clear();
     for (const part of this.partitions.values()) {
       this.failWaiters(part, 'NOT_LEADER_OR_FOLLOWER');
       part.wakeFetchWaiters();

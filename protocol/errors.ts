@@ -48,6 +48,8 @@ export const ERRORS = {
   UNKNOWN_PRODUCER_ID: { code: 59, retriable: false, message: 'The producer id is not known' },
   NON_EMPTY_GROUP: { code: 68, retriable: false, message: 'The group still has members' },
   GROUP_ID_NOT_FOUND: { code: 69, retriable: false, message: 'The group does not exist' },
+  FETCH_SESSION_ID_NOT_FOUND: { code: 70, retriable: true, message: 'The fetch session is not known to this broker (evicted, or its connection closed); send a full fetch' },
+  INVALID_FETCH_SESSION_EPOCH: { code: 71, retriable: true, message: 'The fetch session epoch is not the one expected; send a full fetch' },
   FENCED_LEADER_EPOCH: { code: 74, retriable: true, message: 'The leader epoch in the request is older than the current one' },
   UNKNOWN_LEADER_EPOCH: { code: 75, retriable: true, message: 'The leader epoch in the request is newer than this server knows' },
   STALE_BROKER_EPOCH: { code: 77, retriable: false, message: 'The broker epoch is not current' },

@@ -3,6 +3,11 @@
  * `minBytes`. Consumers send replicaId -1; a follower sends its broker id and broker epoch, and
  * its fetch offset tells the leader how far it has replicated (that is how the ISR and the high
  * watermark advance).
+ *
+ * Fetch sessions (Kafka's KIP-227): a fetcher that asks for one (`sessionEpoch` 0) gets a
+ * `sessionId`; from then on each request lists only the partitions whose fetch state changed
+ * (plus `forgottenTopics`), and each answer only the partitions with something to say. The leader
+ * keeps the rest. Epochs count up from 1 (wrapping to 1); -1 closes the session.
  */
 import { ApiKey, defineApi } from '../api-keys.js';
 import type { ProtocolLimits } from '../frame.js';
@@ -46,6 +51,15 @@ function schemas(limits: ProtocolLimits) {
         ),
       }),
     ),
+    /** The fetch session this request belongs to; 0 or absent = none (then epoch 0 asks for one). */
+    sessionId: optional(int(0, INT32_MAX)),
+    /**
+     * -1 or absent: a full fetch without a session (and close `sessionId` if given); 0: a full fetch
+     * that opens a session (closing `sessionId` if given); n > 0: the n-th incremental request.
+     */
+    sessionEpoch: optional(int(-1, INT32_MAX)),
+    /** Partitions to drop from the session (incremental requests only). */
+    forgottenTopics: optional(list(struct({ topic: name, partitions: list(int32) }))),
   });
   const response = struct({
     throttleTimeMs: int32,
@@ -71,6 +85,10 @@ function schemas(limits: ProtocolLimits) {
         ),
       }),
     ),
+    /** A session-level error (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH); absent = 0. */
+    errorCode: optional(int16),
+    /** The session this answer belongs to; 0 or absent = none (the fetcher keeps sending full requests). */
+    sessionId: optional(int32),
   });
   return { request, response };
 }

@@ -85,6 +85,9 @@ export const EXAMPLES = {
           ],
         },
       ],
+      sessionId: 1_234_567,
+      sessionEpoch: 9,
+      forgottenTopics: [{ topic: 'payments', partitions: [2, 5] }],
     },
     response: {
       throttleTimeMs: 0,
@@ -115,6 +118,8 @@ export const EXAMPLES = {
           ],
         },
       ],
+      errorCode: 0,
+      sessionId: 1_234_567,
     },
   }),
   ListOffsets: example({

@@ -119,7 +119,7 @@ test('negative int64 values round trip (response offsets may be -1 or large nega
 
 test('int64 from other msgpack encoders (uint64, int64, float64) reads as numbers; 2^53 and beyond is rejected', () => {
   const frameWith = (offset: unknown) => {
-    const wire = [ApiKey.Fetch, 0, 9, null, [-1, -1, 100, 1, 1024, [['t', [[0, -1, offset, -1, -1, 1024, null]]]]]];
+    const wire = [ApiKey.Fetch, 0, 9, null, [-1, -1, 100, 1, 1024, [['t', [[0, -1, offset, -1, -1, 1024, null]]]], null, null, null]];
     return plainPackr.pack(wire);
   };
   // A uint64 (0xcf) as another client might write it.
