@@ -41,8 +41,10 @@ interface FetchPass {
   /** The partitions read in full this pass, with their answers (quiet session partitions are not). */
   readonly results: FetchResult[];
   bytes: number;
-  /** Partitions whose next append (or high-watermark move) should wake the fetch. */
+  /** Partitions whose next append (or high-watermark move) should wake the fetch (without a session). */
   readonly waitable: Partition[];
+  /** Some partition could still have news worth waiting for (not every one answered an error). */
+  canWait: boolean;
   highWatermarkNews: boolean;
 }
 type ProducePartitionResponse = ProduceResponse['responses'][number]['partitionResponses'][number];
@@ -88,8 +90,27 @@ export class Partition {
     return this.fetchWaiters.size;
   }
 
-  /** New records (or a new high watermark): every parked fetch on this partition re-reads. */
+  /** Fetch-session targets listening to this partition (replication/fetch-sessions.ts). */
+  readonly sessionTargets = new Set<FetchTarget>();
+
+  watch(target: FetchTarget): void {
+    if (target.watched === this) return;
+    target.watched?.unwatch(target);
+    this.sessionTargets.add(target);
+    target.watched = this;
+  }
+
+  unwatch(target: FetchTarget): void {
+    this.sessionTargets.delete(target);
+    if (target.watched === this) target.watched = undefined;
+  }
+
+  /**
+   * New records (or a new high watermark, or a leadership change): every parked fetch on this
+   * partition re-reads, and every fetch session holding it looks at it on its next pass.
+   */
   wakeFetchWaiters(): void {
+    for (const target of this.sessionTargets) target.session?.notify(target);
     if (this.fetchWaiters.size === 0) return;
     const waiters = [...this.fetchWaiters];
     this.fetchWaiters.clear();
@@ -361,6 +382,14 @@ export class ReplicaManager {
     for (const part of this.partitions.values()) {
       const state = part.leaderState;
       if (state === null) continue;
+      // A follower whose fetch session holds this partition at our log end offset fetched it, in
+      // effect, with the session's last request: it was caught up then (no request names a quiet
+      // partition, so this is where it counts, as Kafka counts every partition of a session).
+      for (const t of part.sessionTargets) {
+        if (t.session !== undefined && t.settled && t.fetchOffset === part.log.logEndOffset && (t.currentLeaderEpoch < 0 || t.currentLeaderEpoch === part.leaderEpoch)) {
+          state.onFollowerQuiet(t.session.replicaId, t.fetchOffset, t.session.lastRequestMs);
+        }
+      }
       const isr = state.proposeIsrChange(now, this.config.replicaLagTimeMaxMs, (id) => this.link.image.brokers.get(id)?.fenced === false);
       if (isr !== null) changes.push({ part, isr });
     }
@@ -536,7 +565,16 @@ export class ReplicaManager {
     const session = opened.kind === 'session' ? opened.session : undefined;
     const from = opened.kind === 'session' ? opened.session : opened.targets;
     const sessionId = session?.id ?? 0;
-    if (session !== undefined) session.busy = true;
+    if (session !== undefined) {
+      session.busy = true;
+      session.lastRequestMs = this.clock.monotonicMs();
+      if (request.sessionEpoch === 0) {
+        // A new session's first answer speaks of every partition (KIP-227's full answer): the
+        // follower may have lost what it was told (a restart from an older checkpoint, an
+        // answer lost with its connection), so the high watermark goes out again.
+        for (const t of session.targets.values()) this.partitions.get(t.key)?.leaderState?.forgetHighWatermarkSent(request.replicaId);
+      }
+    }
     try {
       const deadline = this.clock.monotonicMs() + request.maxWaitMs;
       let first = true;
@@ -551,7 +589,7 @@ export class ReplicaManager {
         const remaining = deadline - now;
         if (pass.highWatermarkNews && newsDueAt === Infinity) newsDueAt = now + this.config.replicaHighWatermarkLingerMs;
         const newsDue = pass.highWatermarkNews && now >= newsDueAt;
-        const done = pass.bytes >= Math.max(1, request.minBytes) || newsDue || remaining <= 0 || pass.waitable.length === 0 || signal.aborted || this.closed;
+        const done = pass.bytes >= Math.max(1, request.minBytes) || newsDue || remaining <= 0 || !pass.canWait || signal.aborted || this.closed;
         if (done || this.fetchesWaiting >= this.config.fetchPurgatoryMax) {
           if (done && remaining <= 0) this.finalizeMinOffset(request, pass.results);
           // Grouped before the high watermarks are noted as sent: a follower's answer keeps the
@@ -559,7 +597,8 @@ export class ReplicaManager {
           const responses = this.groupResults(pass.results, isFollower ? request.replicaId : -1);
           if (isFollower) {
             this.metrics.followerFetchRequests.inc({ kind: session === undefined ? 'sessionless' : request.sessionEpoch === 0 ? 'full' : 'incremental' });
-            this.noteHighWatermarksSent(request.replicaId, responses);
+            // An answer to a closed connection never arrives: what it carries was not sent.
+            if (!signal.aborted) this.noteHighWatermarksSent(request.replicaId, responses);
           } else this.metrics.consumerFetchRequests.inc({ served_by: this.servedBy(pass.results) });
           if (session !== undefined) for (const r of pass.results) if (r.out.records !== null && r.out.records.length > 0) session.moveToBack(r.target);
           return { throttleTimeMs: 0, responses, errorCode: 0, sessionId };
@@ -569,12 +608,15 @@ export class ReplicaManager {
           await new Promise<void>((resolve) => {
             const wake = () => {
               clearTimeout(timer);
-              for (const p of pass.waitable) p.removeFetchWaiter(wake);
+              if (session !== undefined) session.wake = undefined;
+              else for (const p of pass.waitable) p.removeFetchWaiter(wake);
               signal.removeEventListener('abort', wake);
               resolve();
             };
             const timer = setTimeout(wake, Math.min(remaining, newsDueAt - now));
-            for (const p of pass.waitable) p.addFetchWaiter(wake);
+            // A session is woken through its targets' partitions (Partition.wakeFetchWaiters).
+            if (session !== undefined) session.wake = wake;
+            else for (const p of pass.waitable) p.addFetchWaiter(wake);
             signal.addEventListener('abort', wake, { once: true });
           });
         } finally {
@@ -644,29 +686,33 @@ export class ReplicaManager {
    * moved past what this follower was last told, so the fetch answers now even without records
    * (a follower serving read-your-writes must not wait for replica.fetch.wait.max.ms to learn it).
    *
-   * In a fetch session, a partition the request did not name, whose last answer was clean and
-   * that is quiet (same leader epoch, no records past the follower's offset, no high watermark
-   * the follower has not seen) costs a few comparisons and gets no answer; on the first pass it
-   * still counts as the follower fetching at its offset, so it stays caught up for the ISR, as
-   * when every fetch named every partition.
+   * In a fetch session only the pending targets are visited (named by the request, told of news
+   * by their partition, or not settled). A pending one whose last answer was clean and that is
+   * quiet (same leader epoch, no records past the follower's offset, no high watermark the
+   * follower has not seen) costs a few comparisons and gets no answer. checkIsr counts the quiet
+   * ones as fetched at their offset, so their followers stay caught up for the ISR.
    */
   private readFetch(request: FetchRequest, from: FetchSession | readonly FetchTarget[], first: boolean): FetchPass {
     const isFollower = request.replicaId >= 0;
-    const pass: FetchPass = { results: [], bytes: 0, waitable: [], highWatermarkNews: false };
+    const pass: FetchPass = { results: [], bytes: 0, waitable: [], canWait: false, highWatermarkNews: false };
     let budget = request.maxBytes;
+    let errors = 0;
     const now = this.clock.monotonicMs();
     const leading = this.link.hasLease();
-    const targets = from instanceof FetchSession ? from.targets.values() : from;
+    const session = from instanceof FetchSession ? from : undefined;
+    let targets: Iterable<FetchTarget> = from as readonly FetchTarget[];
+    if (session !== undefined) {
+      targets = [...session.pending];
+      session.pending.clear();
+    }
     for (const target of targets) {
-      if (from instanceof FetchSession && !target.fresh && target.settled && leading) {
+      if (session !== undefined) {
         const part = this.partitions.get(target.key);
-        const state = part?.leaderState;
-        if (part !== undefined && state != null && (target.currentLeaderEpoch < 0 || target.currentLeaderEpoch === part.leaderEpoch) && part.log.logEndOffset === target.fetchOffset) {
-          const moved = first && state.onFollowerFetch(request.replicaId, target.fetchOffset, part.log.logEndOffset, now);
-          if (moved) this.onHighWatermarkMoved(part);
-          if (!moved && !state.followerMissesHighWatermark(request.replicaId)) {
-            pass.waitable.push(part);
-            continue;
+        if (part !== undefined) part.watch(target);
+        if (!target.fresh && target.settled && leading) {
+          const state = part?.leaderState;
+          if (part !== undefined && state != null && (target.currentLeaderEpoch < 0 || target.currentLeaderEpoch === part.leaderEpoch) && part.log.logEndOffset === target.fetchOffset) {
+            if (!state.followerMissesHighWatermark(request.replicaId)) continue;
           }
         }
       }
@@ -694,10 +740,10 @@ export class ReplicaManager {
               out.lastStableOffset = log.highWatermark;
               out.logStartOffset = log.logStartOffset;
               target.settled = false;
+              errors++;
               continue;
             }
           }
-          // A session's partition the request did not name is noted once, on the first pass.
           if (first && part.leaderState!.onFollowerFetch(request.replicaId, target.fetchOffset, log.logEndOffset, now)) this.onHighWatermarkMoved(part);
           if (part.leaderState!.followerMissesHighWatermark(request.replicaId)) pass.highWatermarkNews = true;
           maxOffset = log.logEndOffset;
@@ -728,10 +774,19 @@ export class ReplicaManager {
         if (!isFollower) this.metrics.bytesOut.inc(records.length);
       } catch (error) {
         target.settled = false;
+        errors++;
         out.errorCode = error instanceof TributaryError ? error.errorCode : ERRORS.UNKNOWN_SERVER_ERROR.code;
         if (!(error instanceof TributaryError)) this.logger.error({ err: error }, 'fetch failed');
+      } finally {
+        // Still something to say (an error, records past the follower's offset, a high watermark
+        // it has not been sent): look again on the next pass.
+        if (session !== undefined) {
+          const part = this.partitions.get(target.key);
+          if (!target.settled || part === undefined || part.log.logEndOffset !== target.fetchOffset || part.leaderState?.followerMissesHighWatermark(request.replicaId) !== false) session.pending.add(target);
+        }
       }
     }
+    pass.canWait = session !== undefined ? session.targets.size > errors : pass.waitable.length > 0;
     return pass;
   }
 

@@ -36,20 +36,65 @@ export interface FetchTarget {
   fresh: boolean;
   /** The last answer about it had no error and no divergence (a pass may skip it while quiet). */
   settled: boolean;
+  /** The session holding it; undefined for the targets of a fetch without a session. */
+  session?: FetchSession;
+  /** The partition it listens to (for appends, high-watermark moves, leadership changes), if any. */
+  watched?: WatchedPartition;
+}
+
+/** A partition a session's target listens to: the replica manager's Partition. */
+export interface WatchedPartition {
+  unwatch(target: FetchTarget): void;
 }
 
 export class FetchSession {
   readonly targets = new Map<string, FetchTarget>();
+  /**
+   * The targets the next pass must look at: named by a request, told of news by their partition,
+   * or not settled. The others are quiet and cost nothing, so a fetch costs as much as what
+   * changed, not as much as the partitions in the session.
+   */
+  readonly pending = new Set<FetchTarget>();
   /** The epoch the next incremental request must carry. */
   epoch = 1;
   /** A request of this session is being served (parked in a long poll, say). */
   busy = false;
+  /** When the last request of this session arrived (the replica manager's monotonic clock). */
+  lastRequestMs = 0;
+  /** Wakes the session's parked fetch, if one is parked. */
+  wake: (() => void) | undefined;
 
   constructor(
     readonly id: number,
     readonly replicaId: number,
     readonly connectionId: number,
   ) {}
+
+  /** The target's partition has news (records, a high watermark, a leadership change). */
+  notify(target: FetchTarget): void {
+    this.pending.add(target);
+    this.wake?.();
+  }
+
+  add(target: FetchTarget): void {
+    target.session = this;
+    this.targets.set(target.key, target);
+    this.pending.add(target);
+  }
+
+  forget(key: string): void {
+    const target = this.targets.get(key);
+    if (target === undefined) return;
+    this.targets.delete(key);
+    this.pending.delete(target);
+    target.watched?.unwatch(target);
+  }
+
+  /** The session leaves the cache: its targets stop listening. */
+  release(): void {
+    for (const t of this.targets.values()) t.watched?.unwatch(t);
+    this.pending.clear();
+  }
 
   /** Partitions with data go to the back, so a small maxBytes cannot starve the later ones. */
   moveToBack(target: FetchTarget): void {
@@ -114,12 +159,17 @@ export class FetchSessionCache {
         const old = this.sessions.get(sessionId);
         if (old !== undefined && old.connectionId === connectionId) this.remove(old);
       }
+      if (epoch === 0 && request.replicaId >= 0) {
+        // A fetcher starting over on this connection may not have learned the id of a session it
+        // opened (its answer was lost): that replica's other idle sessions here are orphans.
+        for (const s of this.byConnection.get(connectionId) ?? []) if (s.replicaId === request.replicaId && !s.busy) this.remove(s);
+      }
       const targets = targetsOf(request);
       if (epoch < 0 || request.replicaId < 0) return { kind: 'none', targets };
       if (targets.length > this.options.partitionsMax) return { kind: 'none', targets };
       const session = this.create(request.replicaId, connectionId, onConnectionClosed);
       if (session === undefined) return { kind: 'none', targets };
-      for (const t of targets) session.targets.set(t.key, t);
+      for (const t of targets) session.add(t);
       return { kind: 'session', session };
     }
     const session = this.sessions.get(sessionId);
@@ -133,11 +183,21 @@ export class FetchSessionCache {
     // Upserts, then forgets (Kafka's order: a partition in both lists leaves the session).
     for (const t of targetsOf(request)) {
       const had = session.targets.get(t.key);
-      if (had === undefined) session.targets.set(t.key, t);
-      else Object.assign(had, t);
+      if (had === undefined) session.add(t);
+      else {
+        had.currentLeaderEpoch = t.currentLeaderEpoch;
+        had.fetchOffset = t.fetchOffset;
+        had.lastFetchedEpoch = t.lastFetchedEpoch;
+        had.logStartOffset = t.logStartOffset;
+        had.partitionMaxBytes = t.partitionMaxBytes;
+        had.minOffset = t.minOffset;
+        had.fresh = true;
+        had.settled = false;
+        session.pending.add(had);
+      }
     }
     for (const t of request.forgottenTopics ?? []) {
-      for (const p of t.partitions) session.targets.delete(`${t.topic}-${p}`);
+      for (const p of t.partitions) session.forget(`${t.topic}-${p}`);
     }
     if (session.targets.size > this.options.partitionsMax) {
       this.remove(session);
@@ -153,11 +213,15 @@ export class FetchSessionCache {
   dropConnection(connectionId: number): void {
     const owned = this.byConnection.get(connectionId);
     if (owned === undefined) return;
-    for (const s of owned) this.sessions.delete(s.id);
+    for (const s of owned) {
+      this.sessions.delete(s.id);
+      s.release();
+    }
     this.byConnection.delete(connectionId);
   }
 
   clear(): void {
+    for (const s of this.sessions.values()) s.release();
     this.sessions.clear();
     this.byConnection.clear();
   }
@@ -170,11 +234,11 @@ export class FetchSessionCache {
     const session = new FetchSession(id, replicaId, connectionId);
     this.sessions.set(id, session);
     let owned = this.byConnection.get(connectionId);
-    if (owned === undefined) {
-      this.byConnection.set(connectionId, (owned = new Set()));
-      onConnectionClosed(() => this.dropConnection(connectionId));
-    }
+    const first = owned === undefined;
+    if (owned === undefined) this.byConnection.set(connectionId, (owned = new Set()));
     owned.add(session);
+    // After the add: a connection already closed drops the session at once.
+    if (first) onConnectionClosed(() => this.dropConnection(connectionId));
     return session;
   }
 
@@ -191,6 +255,7 @@ export class FetchSessionCache {
 
   private remove(session: FetchSession): void {
     if (this.sessions.get(session.id) === session) this.sessions.delete(session.id);
+    session.release();
     // The connection's (possibly empty) set stays until it closes: its close listener is registered once.
     this.byConnection.get(session.connectionId)?.delete(session);
   }

@@ -115,10 +115,26 @@ export class LeaderState {
     return this.maybeAdvanceHighWatermark(leaderLogEndOffset);
   }
 
+  /**
+   * A follower's fetch session holds this partition at `fetchOffset`, our log end offset, and its
+   * last request came at `atMs`: it was caught up then. Only when that offset is the one its last
+   * fetch of the partition reported (otherwise its position is not known here).
+   */
+  onFollowerQuiet(brokerId: number, fetchOffset: number, atMs: number): void {
+    const f = this.followers.get(brokerId);
+    if (f !== undefined && f.logEndOffset === fetchOffset && atMs > f.lastCaughtUpTimeMs) f.lastCaughtUpTimeMs = atMs;
+  }
+
   /** True when `brokerId`'s last fetch response carried an older high watermark than the current one. */
   followerMissesHighWatermark(brokerId: number): boolean {
     const f = this.followers.get(brokerId);
     return f !== undefined && f.highWatermarkSent < this.highWatermark;
+  }
+
+  /** Follower `brokerId` starts over (a new fetch session): it is told the high watermark again. */
+  forgetHighWatermarkSent(brokerId: number): void {
+    const f = this.followers.get(brokerId);
+    if (f !== undefined) f.highWatermarkSent = -1;
   }
 
   /** A fetch response carrying `highWatermark` goes to follower `brokerId`. */

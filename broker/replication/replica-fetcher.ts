@@ -1,11 +1,12 @@
 /**
  * One follower fetcher per (this broker, leader broker) pair, carrying every partition the two
- * share in one long-poll Fetch, in an incremental fetch session (KIP-227: fetch-sessions.ts) so
- * that each request names only the partitions whose fetch offset moved and cost stays flat as
- * partitions grow. Each response is appended
- * as it is (the leader already stamped offsets and epochs), the follower's high watermark becomes
- * min(leader's high watermark, own log end offset), and a diverging epoch (KIP-320) truncates the
- * suffix this replica alone has before fetching again (DESIGN rule 4).
+ * share in one long-poll Fetch, in an incremental fetch session (KIP-227: fetch-sessions.ts): a
+ * request names only the partitions whose fetch state moved, and this side finds them without
+ * looking at the others (those the last answer spoke of, those metadata changed, and a full
+ * comparison once a second as a safety net), so cost stays flat as partitions grow. Each
+ * response is appended as it is (the leader already stamped offsets and epochs), the follower's
+ * high watermark becomes min(leader's high watermark, own log end offset), and a diverging epoch
+ * (KIP-320) truncates the suffix this replica alone has before fetching again (DESIGN rule 4).
  */
 import type { Logger } from '../../common/logger.js';
 import { ApiKey } from '../../protocol/api-keys.js';
@@ -19,6 +20,8 @@ import { nextSessionEpoch } from './fetch-sessions.js';
 
 const PARTITION_FETCH_BYTES_MAX = 4 * 1024 * 1024;
 const ERROR_BACKOFF_MS = 50;
+/** How often an incremental request compares every partition, not only those known to have moved. */
+const FULL_COMPARE_INTERVAL_MS = 1000;
 
 /** A partition's fetch state as the last request that named it sent it (what the leader's session holds). */
 interface SentState {
@@ -38,7 +41,11 @@ export class ReplicaFetcher {
   private sessionId = 0;
   private sessionEpoch = 0;
   private needFull = true;
+  /** What the leader's session holds, by partition key. */
   private held = new Map<string, SentState>();
+  /** Partitions whose fetch state may have moved since the last request (or that left this fetcher). */
+  private readonly dirty = new Set<string>();
+  private lastFullCompareMs = 0;
 
   constructor(
     readonly leaderId: number,
@@ -49,12 +56,20 @@ export class ReplicaFetcher {
     private readonly onAppend: (part: Partition) => void,
   ) {}
 
+  /** The partitions this fetcher carries now (metadata changed): every one is compared next request. */
   setPartitions(parts: readonly Partition[]): void {
+    for (const key of this.partitions.keys()) this.dirty.add(key);
     this.partitions = new Map(parts.map((p) => [p.key, p]));
+    for (const key of this.partitions.keys()) this.dirty.add(key);
   }
 
   remove(part: Partition): void {
     this.partitions.delete(part.key);
+    this.dirty.add(part.key);
+  }
+
+  private fetchesFromHere(part: Partition | undefined): part is Partition {
+    return part !== undefined && !part.isLeader && part.leaderId === this.leaderId;
   }
 
   start(): void {
@@ -80,13 +95,12 @@ export class ReplicaFetcher {
 
   private async loop(): Promise<void> {
     while (this.running) {
-      const parts = [...this.partitions.values()].filter((p) => !p.isLeader && p.leaderId === this.leaderId);
-      if (parts.length === 0 || this.link.brokerEpoch < 0) {
+      if (this.partitions.size === 0 || this.link.brokerEpoch < 0) {
         await new Promise((r) => setTimeout(r, ERROR_BACKOFF_MS));
         continue;
       }
       try {
-        await this.fetchOnce(parts);
+        await this.fetchOnce();
       } catch (error) {
         if (!this.running) return;
         this.logger.debug({ leader: this.leaderId, err: error instanceof Error ? error.message : String(error) }, 'replica fetch failed');
@@ -98,61 +112,64 @@ export class ReplicaFetcher {
   /**
    * The next request: a full one that opens a session (closing the old one, if any), or an
    * incremental one naming only the partitions whose fetch state differs from what the leader's
-   * session holds, and those to forget.
+   * session holds, and those to forget. Updates `held` to what the leader will hold once it
+   * accepts the request (a failure makes the next request full, which rebuilds it).
    */
-  private buildRequest(parts: readonly Partition[]): { request: FetchRequest; held: Map<string, SentState> } {
+  private buildRequest(): FetchRequest {
     const full = this.sessionId === 0 || this.needFull;
-    const held = full ? new Map<string, SentState>() : new Map(this.held);
-    const named: Partition[] = [];
-    const current = new Set<string>();
-    for (const p of parts) {
-      current.add(p.key);
-      const now: SentState = { topic: p.topic, partition: p.partition, fetchOffset: p.log.logEndOffset, leaderEpoch: p.leaderEpoch, lastFetchedEpoch: p.log.latestEpoch, logStartOffset: p.log.logStartOffset };
-      const before = held.get(p.key);
-      if (full || before === undefined || before.fetchOffset !== now.fetchOffset || before.leaderEpoch !== now.leaderEpoch || before.lastFetchedEpoch !== now.lastFetchedEpoch || before.logStartOffset !== now.logStartOffset) {
-        named.push(p);
-        held.set(p.key, now);
-      }
+    const now = performance.now();
+    const compareAll = full || now - this.lastFullCompareMs >= FULL_COMPARE_INTERVAL_MS;
+    if (full) this.held = new Map();
+    if (compareAll) {
+      this.lastFullCompareMs = now;
+      for (const key of this.held.keys()) this.dirty.add(key);
+      for (const key of this.partitions.keys()) this.dirty.add(key);
     }
+    const byTopic = new Map<string, FetchRequest['topics'][number]['partitions']>();
     const forgotten = new Map<string, number[]>();
-    if (!full) {
-      for (const [key, h] of held) {
-        if (current.has(key)) continue;
-        held.delete(key);
-        let list = forgotten.get(h.topic);
-        if (list === undefined) forgotten.set(h.topic, (list = []));
-        list.push(h.partition);
+    for (const key of this.dirty) {
+      const part = this.partitions.get(key);
+      const before = this.held.get(key);
+      if (!this.fetchesFromHere(part)) {
+        if (before === undefined) continue;
+        this.held.delete(key);
+        let list = forgotten.get(before.topic);
+        if (list === undefined) forgotten.set(before.topic, (list = []));
+        list.push(before.partition);
+        continue;
       }
+      const log = part.log;
+      if (before !== undefined && before.fetchOffset === log.logEndOffset && before.leaderEpoch === part.leaderEpoch && before.lastFetchedEpoch === log.latestEpoch && before.logStartOffset === log.logStartOffset) continue;
+      const sent: SentState = { topic: part.topic, partition: part.partition, fetchOffset: log.logEndOffset, leaderEpoch: part.leaderEpoch, lastFetchedEpoch: log.latestEpoch, logStartOffset: log.logStartOffset };
+      this.held.set(key, sent);
+      let list = byTopic.get(part.topic);
+      if (list === undefined) byTopic.set(part.topic, (list = []));
+      list.push({ partition: part.partition, currentLeaderEpoch: sent.leaderEpoch, fetchOffset: sent.fetchOffset, lastFetchedEpoch: sent.lastFetchedEpoch, logStartOffset: sent.logStartOffset, partitionMaxBytes: PARTITION_FETCH_BYTES_MAX });
     }
-    const byTopic = new Map<string, Partition[]>();
-    for (const p of named) {
-      let list = byTopic.get(p.topic);
-      if (list === undefined) byTopic.set(p.topic, (list = []));
-      list.push(p);
-    }
-    const request: FetchRequest = {
+    this.dirty.clear();
+    return {
       replicaId: this.config.brokerId,
       replicaEpoch: this.link.brokerEpoch,
       maxWaitMs: this.config.replicaFetchWaitMaxMs,
       minBytes: 1,
       maxBytes: this.config.replicaFetchMaxBytes,
-      topics: [...byTopic].map(([topic, list]) => ({
-        topic,
-        partitions: list.map((p) => {
-          const h = held.get(p.key)!;
-          return { partition: p.partition, currentLeaderEpoch: h.leaderEpoch, fetchOffset: h.fetchOffset, lastFetchedEpoch: h.lastFetchedEpoch, logStartOffset: h.logStartOffset, partitionMaxBytes: PARTITION_FETCH_BYTES_MAX };
-        }),
-      })),
+      topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
       sessionId: this.sessionId,
       sessionEpoch: full ? 0 : this.sessionEpoch,
       forgottenTopics: [...forgotten].map(([topic, partitions]) => ({ topic, partitions })),
     };
-    return { request, held };
   }
 
-  private async fetchOnce(parts: Partition[]): Promise<void> {
+  private async fetchOnce(): Promise<void> {
     const conn = await this.conn();
-    const { request, held } = this.buildRequest(parts);
+    const request = this.buildRequest();
+    const held = this.held;
+    if (held.size === 0) {
+      // Nothing to fetch from this leader now (every partition left): no request; the next one opens a new session.
+      this.needFull = true;
+      await new Promise((r) => setTimeout(r, ERROR_BACKOFF_MS));
+      return;
+    }
     // Until this answer arrives, the leader's view of the session is unknown: a failure starts a new one.
     this.needFull = true;
     const response = await conn.request(ApiKey.Fetch, request, { timeoutMs: this.config.replicaFetchWaitMaxMs + 10_000 });
@@ -168,12 +185,13 @@ export class ReplicaFetcher {
     // The leader now holds what we sent (with a session) or nothing (without one).
     this.sessionId = response.sessionId ?? 0;
     this.sessionEpoch = request.sessionEpoch === 0 ? 1 : nextSessionEpoch(this.sessionEpoch);
-    this.held = held;
     this.needFull = false;
     let errors = 0;
     for (const t of response.responses) {
       for (const r of t.partitions) {
         const key = `${t.topic}-${r.partitionIndex}`;
+        // Whatever the answer did to it, compare it before the next request.
+        this.dirty.add(key);
         const part = this.partitions.get(key);
         // What the leader answered about: ignore an answer that raced a truncation or an epoch change.
         const before = held.get(key);

@@ -160,9 +160,28 @@ test('epoch 0 from a follower opens a session holding exactly the request\'s par
 test('sessions opened on one connection get distinct ids', () => {
   const h = harness();
   const ids = new Set<number>();
-  for (let i = 0; i < 5; i++) ids.add(openSession(h.open, [['t', i, 0]], 1).id);
+  // Different replicas: one replica's new session replaces its idle ones on the same connection.
+  for (let i = 0; i < 5; i++) ids.add(openSession(h.open, [['t', i, 0]], 1, FOLLOWER + i).id);
   assert.equal(ids.size, 5);
   assert.equal(h.cache.size, 5);
+});
+
+test('a replica opening a session again on a connection closes its idle sessions there (their ids may be lost)', () => {
+  const h = harness();
+  const busy = openSession(h.open, [['t', 1, 0]], 1);
+  busy.busy = true;
+  const lost = openSession(h.open, [['t', 0, 0]], 1);
+  const otherReplica = openSession(h.open, [['t', 1, 0]], 1, FOLLOWER + 1);
+  const elsewhere = openSession(h.open, [['t', 0, 0]], 2);
+  assert.equal(h.cache.size, 4);
+  const again = openSession(h.open, [['t', 0, 0]], 1);
+  assert.notEqual(again.id, lost.id);
+  expectError(h.open(incremental(lost), 1), 'FETCH_SESSION_ID_NOT_FOUND');
+  assert.equal(h.cache.size, 4, 'a busy session, another replica\'s and another connection\'s stay');
+  busy.busy = false;
+  assert.equal(expectSession(h.open(incremental(busy), 1)), busy);
+  assert.equal(expectSession(h.open(incremental(otherReplica), 1)), otherReplica);
+  assert.equal(expectSession(h.open(incremental(elsewhere), 2)), elsewhere);
 });
 
 test('the connection-closed listener is registered once per connection, not once per session', () => {
@@ -177,7 +196,7 @@ test('the connection-closed listener is registered once per connection, not once
 test('the drop function handed to the connection-closed listener removes all of that connection\'s sessions and only those', () => {
   const h = harness();
   const a = openSession(h.open, [['t', 0, 0]], 1);
-  const b = openSession(h.open, [['t', 1, 0]], 1);
+  const b = openSession(h.open, [['t', 1, 0]], 1, FOLLOWER + 1);
   const other = openSession(h.open, [['t', 0, 0]], 2);
   assert.equal(h.cache.size, 3);
   h.registrations.find((r) => r.connectionId === 1)!.drop();
@@ -241,7 +260,10 @@ test('an incremental request updates named targets in place and marks them fresh
   p.minOffset = 12;
   assert.equal(expectSession(h.open(req)), s);
   assert.equal(s.targets.get('t-0'), t0, 'the same object, updated in place');
-  assert.deepEqual({ ...t0 }, { topic: 't', partition: 0, key: 't-0', currentLeaderEpoch: 8, fetchOffset: 15, lastFetchedEpoch: 6, logStartOffset: 4, partitionMaxBytes: 77, minOffset: 12, fresh: true, settled: false });
+  const { session: owner, ...fields } = t0;
+  assert.equal(owner, s);
+  assert.deepEqual(fields, { topic: 't', partition: 0, key: 't-0', currentLeaderEpoch: 8, fetchOffset: 15, lastFetchedEpoch: 6, logStartOffset: 4, partitionMaxBytes: 77, minOffset: 12, fresh: true, settled: false });
+  assert.ok(s.pending.has(t0), 'a named target is pending for the next pass');
   assert.equal(s.targets.get('t-1'), t1);
   assert.equal(t1.fetchOffset, 20, 'an unnamed target keeps its state');
   assert.equal(t1.fresh, false, 'an unnamed target is not marked fresh');
