@@ -27,6 +27,7 @@ export interface BrokerConfig {
   /**
    * log.tail.cache.bytes.max (ours): bytes of the newest batches all of this broker's logs keep in
    * memory together (each log also at most 8 MiB), so followers and tailing consumers skip the files.
+   * Default 8 MiB: what the cache holds must be young when it leaves (see broker/log/README.md).
    */
   tailCacheBytesMax: number;
   /** Defaults for topics that do not set them (min.insync.replicas, segment.bytes, ...). */
@@ -106,7 +107,7 @@ export function loadBrokerConfig(flags: BrokerFlags): BrokerConfig {
     replicaHighWatermarkLingerMs: intOption(props, 'replica.fetch.high.watermark.linger.ms', 5, 0, 60_000),
     replicaFetchMaxBytes: intOption(props, 'replica.fetch.max.bytes', 8 * 1024 * 1024, 1024, 64 * 1024 * 1024),
     highWatermarkCheckpointIntervalMs: intOption(props, 'replica.high.watermark.checkpoint.interval.ms', 5000, 10, 3_600_000),
-    tailCacheBytesMax: intOption(props, 'log.tail.cache.bytes.max', 64 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024),
+    tailCacheBytesMax: intOption(props, 'log.tail.cache.bytes.max', 8 * 1024 * 1024, 0, 64 * 1024 * 1024 * 1024),
     topicDefaults,
     producePurgatoryMax: intOption(props, 'produce.purgatory.max', 100_000, 1),
     fetchPurgatoryMax: intOption(props, 'fetch.purgatory.max', 10_000, 1),

@@ -19,7 +19,7 @@ test('the example configs in configs/ load, and flags override them', () => {
   assert.deepEqual(b.listen, { host: '127.0.0.1', port: 0 });
   assert.equal(b.replicaLagTimeMaxMs, 10_000);
   assert.equal(b.topicDefaults['min.insync.replicas'], '1');
-  assert.equal(b.tailCacheBytesMax, 64 * 1024 * 1024);
+  assert.equal(b.tailCacheBytesMax, 8 * 1024 * 1024);
   assert.equal(b.highWatermarkCheckpointIntervalMs, 5000);
 });
 
