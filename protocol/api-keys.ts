@@ -54,7 +54,12 @@ export interface ApiDefinition<K extends number, Req, Res> {
   readonly apiKey: K;
   readonly name: ApiName;
   readonly versions: VersionRange;
-  schemas(limits: ProtocolLimits): { readonly request: Schema<Req>; readonly response: Schema<Res> };
+  /**
+   * The schemas of one version (every version in `versions` is asked for). A later version may
+   * add fields; Req and Res are the newest version's types, so older versions' fields must be a
+   * subset of them (a field an older version lacks is simply not carried).
+   */
+  schemas(limits: ProtocolLimits, version: number): { readonly request: Schema<Req>; readonly response: Schema<Res> };
 }
 
 /** Identity with inference: keeps the literal key and the request/response types. */

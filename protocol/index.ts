@@ -175,8 +175,11 @@ export interface RegistryEntry {
   readonly apiKey: number;
   readonly name: ApiName;
   readonly versions: VersionRange;
+  /** The newest version's schemas. */
   readonly request: Schema<unknown>;
   readonly response: Schema<unknown>;
+  /** Schemas by version - versions.min. */
+  readonly byVersion: ReadonlyArray<{ readonly request: Schema<unknown>; readonly response: Schema<unknown> }>;
 }
 
 // Header fields are plain schemas too, so their errors read like body errors ('correlationId: ...').
@@ -198,8 +201,10 @@ export class Protocol {
     this.errorMessageSchema = optional(string({ maxBytes: this.limits.stringBytesMax }));
     for (const api of API_DEFINITIONS as readonly ApiDefinition<number, unknown, unknown>[]) {
       if (this.registry.has(api.apiKey)) throw new Error(`assertion: api key ${api.apiKey} registered twice`);
-      const { request, response } = api.schemas(this.limits);
-      this.registry.set(api.apiKey, { apiKey: api.apiKey, name: api.name, versions: api.versions, request, response });
+      const byVersion = [];
+      for (let v = api.versions.min; v <= api.versions.max; v++) byVersion.push(api.schemas(this.limits, v));
+      const newest = byVersion[byVersion.length - 1]!;
+      this.registry.set(api.apiKey, { apiKey: api.apiKey, name: api.name, versions: api.versions, request: newest.request, response: newest.response, byVersion });
     }
   }
 
@@ -231,7 +236,7 @@ export class Protocol {
   /** A request frame as the msgpack array both encoders write. */
   private requestWire<K extends ApiKeyNumber>(frame: RequestFrame<K>): unknown[] {
     const entry = this.mustHave(frame.apiKey);
-    return [frame.apiKey, frame.apiVersion, frame.correlationId, frame.clientId ?? null, entry.request.encode(frame.body)];
+    return [frame.apiKey, frame.apiVersion, frame.correlationId, frame.clientId ?? null, schemasOf(entry, frame.apiVersion).request.encode(frame.body)];
   }
 
   /**
@@ -272,7 +277,7 @@ export class Protocol {
     }
     const clientId = this.clientIdSchema.decode(wire[RequestSlot.clientId]);
     if (isInvalid(clientId)) throw new RequestFrameError('INVALID_REQUEST', validationMessage('clientId'), correlationId, apiKey);
-    const body = entry.request.decode(wire[RequestSlot.body]);
+    const body = schemasOf(entry, apiVersion).request.decode(wire[RequestSlot.body]);
     if (isInvalid(body)) throw new RequestFrameError('INVALID_REQUEST', validationMessage(), correlationId, apiKey);
     // The body was checked against this apiKey's schema just above, which is what the cast states.
     // Two literals rather than adding clientId later, so every frame object has one of two shapes.
@@ -281,9 +286,10 @@ export class Protocol {
       : { apiKey, apiVersion, correlationId, clientId, body }) as AnyRequestFrame;
   }
 
-  encodeResponse<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>): Buffer {
+  /** `apiVersion`: the request's (default: the API's oldest version). */
+  encodeResponse<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>, apiVersion?: number): Buffer {
     if (frame.errorCode !== undefined) return this.encodeErrorResponse(frame.correlationId, frame.errorCode, frame.errorMessage);
-    return packFrame(this.responseWire(apiKey, frame), this.limits.frameBytesMax);
+    return packFrame(this.responseWire(apiKey, frame, apiVersion), this.limits.frameBytesMax);
   }
 
   /**
@@ -291,14 +297,15 @@ export class Protocol {
    * batches) are pieces of their own, not copied (frame-chunks.ts). The caller must not change
    * those buffers until they are sent.
    */
-  encodeResponseChunks<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>): Buffer[] {
+  encodeResponseChunks<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>, apiVersion?: number): Buffer[] {
     if (frame.errorCode !== undefined) return [this.encodeErrorResponse(frame.correlationId, frame.errorCode, frame.errorMessage)];
-    return packFrameChunks(this.responseWire(apiKey, frame), this.limits.frameBytesMax);
+    return packFrameChunks(this.responseWire(apiKey, frame, apiVersion), this.limits.frameBytesMax);
   }
 
   /** A successful response frame as the msgpack array both encoders write. */
-  private responseWire<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>): unknown[] {
-    return [frame.correlationId, null, null, this.mustHave(apiKey).response.encode(frame.body)];
+  private responseWire<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>, apiVersion: number | undefined): unknown[] {
+    const entry = this.mustHave(apiKey);
+    return [frame.correlationId, null, null, schemasOf(entry, apiVersion ?? entry.versions.min).response.encode(frame.body)];
   }
 
   /** A response failing the whole request: from a TributaryError, an error name, or a wire number. */
@@ -342,7 +349,7 @@ export class Protocol {
     const errorCodeWire = wire[ResponseSlot.errorCode];
     if (errorCodeWire === null || errorCodeWire === undefined) {
       if (wire[ResponseSlot.errorMessage] !== null) throw new TributaryError('INVALID_REQUEST', 'errorMessage: expected nil without an errorCode');
-      const body = entry.response.decode(wire[ResponseSlot.body]);
+      const body = schemasOf(entry, apiVersion).response.decode(wire[ResponseSlot.body]);
       if (isInvalid(body)) throw new TributaryError('INVALID_REQUEST', validationMessage());
       return { correlationId, body: body as ResponseOf<K> };
     }
@@ -362,6 +369,13 @@ export class Protocol {
   }
 }
 
+/** One version's schemas (the caller checked the version is in range; out of range is a bug). */
+function schemasOf(entry: RegistryEntry, apiVersion: number): RegistryEntry['byVersion'][number] {
+  const schemas = entry.byVersion[apiVersion - entry.versions.min];
+  if (schemas === undefined) throw new TributaryError('UNSUPPORTED_VERSION', `${entry.name} version ${apiVersion} is not supported (this build speaks ${entry.versions.min}..${entry.versions.max})`);
+  return schemas;
+}
+
 /** The error's message without the 'CODE: ' prefix TributaryError adds (it travels as errorCode). */
 function stripCode(error: TributaryError): string {
   const prefix = `${error.code}: `;
@@ -377,8 +391,8 @@ export function encodeRequest<K extends ApiKeyNumber>(frame: RequestFrame<K>): B
 export function decodeRequest(bytes: Uint8Array): AnyRequestFrame {
   return defaultProtocol.decodeRequest(bytes);
 }
-export function encodeResponse<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>): Buffer {
-  return defaultProtocol.encodeResponse(apiKey, frame);
+export function encodeResponse<K extends ApiKeyNumber>(apiKey: K, frame: ResponseFrame<ResponseOf<K>>, apiVersion?: number): Buffer {
+  return defaultProtocol.encodeResponse(apiKey, frame, apiVersion);
 }
 export function encodeErrorResponse(correlationId: number, error: TributaryError | ErrorName | number, errorMessage?: string): Buffer {
   return defaultProtocol.encodeErrorResponse(correlationId, error, errorMessage);

@@ -46,6 +46,8 @@ export class ReplicaFetcher {
   /** Partitions whose fetch state may have moved since the last request (or that left this fetcher). */
   private readonly dirty = new Set<string>();
   private lastFullCompareMs = 0;
+  /** Fetch v1 carries sessions; v0 after a leader refused v1. */
+  private fetchVersion = 1;
 
   constructor(
     readonly leaderId: number,
@@ -172,7 +174,18 @@ export class ReplicaFetcher {
     }
     // Until this answer arrives, the leader's view of the session is unknown: a failure starts a new one.
     this.needFull = true;
-    const response = await conn.request(ApiKey.Fetch, request, { timeoutMs: this.config.replicaFetchWaitMaxMs + 10_000 });
+    let response;
+    try {
+      response = await conn.request(ApiKey.Fetch, request, { timeoutMs: this.config.replicaFetchWaitMaxMs + 10_000, apiVersion: this.fetchVersion });
+    } catch (error) {
+      // A leader of an older build speaks Fetch v0 only: go on with full fetches, no session.
+      if (error instanceof TributaryError && error.code === 'UNSUPPORTED_VERSION' && this.fetchVersion > 0) {
+        this.logger.info({ leader: this.leaderId }, 'leader does not speak Fetch v1: fetching without a session');
+        this.fetchVersion = 0;
+        return;
+      }
+      throw error;
+    }
     const topError = response.errorCode ?? 0;
     if (topError !== 0) {
       // needFull stays set: the next request is a full one naming this session id, which closes it.

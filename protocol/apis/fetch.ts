@@ -4,7 +4,7 @@
  * its fetch offset tells the leader how far it has replicated (that is how the ISR and the high
  * watermark advance).
  *
- * Fetch sessions (Kafka's KIP-227): a fetcher that asks for one (`sessionEpoch` 0) gets a
+ * Version 1 adds fetch sessions (Kafka's KIP-227): a fetcher that asks for one (`sessionEpoch` 0) gets a
  * `sessionId`; from then on each request lists only the partitions whose fetch state changed
  * (plus `forgottenTopics`), and each answer only the partitions with something to say. The leader
  * keeps the rest. Epochs count up from 1 (wrapping to 1); -1 closes the session.
@@ -16,10 +16,10 @@ import { array, bytes, int, int16, int32, int64, nullable, optional, string, str
 const INT32_MAX = 0x7fffffff;
 const OFFSET_MAX = Number.MAX_SAFE_INTEGER;
 
-function schemas(limits: ProtocolLimits) {
+function schemas(limits: ProtocolLimits, version = 1) {
   const list = <T>(item: Schema<T>) => array(item, { maxItems: limits.arrayItemsMax });
   const name = string({ maxBytes: limits.nameBytesMax });
-  const request = struct({
+  const requestV0 = {
     /** -1 for consumers; the follower's broker id for replication fetches. */
     replicaId: int(-1, INT32_MAX),
     /** The follower's broker epoch; -1 for consumers. */
@@ -51,6 +51,9 @@ function schemas(limits: ProtocolLimits) {
         ),
       }),
     ),
+  };
+  const requestV1 = {
+    ...requestV0,
     /** The fetch session this request belongs to; 0 or absent = none (then epoch 0 asks for one). */
     sessionId: optional(int(0, INT32_MAX)),
     /**
@@ -60,8 +63,8 @@ function schemas(limits: ProtocolLimits) {
     sessionEpoch: optional(int(-1, INT32_MAX)),
     /** Partitions to drop from the session (incremental requests only). */
     forgottenTopics: optional(list(struct({ topic: name, partitions: list(int32) }))),
-  });
-  const response = struct({
+  };
+  const responseV0 = {
     throttleTimeMs: int32,
     responses: list(
       struct({
@@ -85,16 +88,24 @@ function schemas(limits: ProtocolLimits) {
         ),
       }),
     ),
+  };
+  const responseV1 = {
+    ...responseV0,
     /** A session-level error (FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH); absent = 0. */
     errorCode: optional(int16),
     /** The session this answer belongs to; 0 or absent = none (the fetcher keeps sending full requests). */
     sessionId: optional(int32),
-  });
-  return { request, response };
+  };
+  const request = struct(requestV1);
+  const response = struct(responseV1);
+  if (version >= 1) return { request, response };
+  // Version 0 carries no session fields: its values are version 1's without them (a session field
+  // given to a v0 encoder is not sent, which is a sessionless fetch).
+  return { request: struct(requestV0) as unknown as typeof request, response: struct(responseV0) as unknown as typeof response };
 }
 
 type Schemas = ReturnType<typeof schemas>;
 export type FetchRequest = Infer<Schemas['request']>;
 export type FetchResponse = Infer<Schemas['response']>;
 
-export const FetchApi = defineApi({ apiKey: ApiKey.Fetch, name: 'Fetch', versions: { min: 0, max: 0 }, schemas });
+export const FetchApi = defineApi({ apiKey: ApiKey.Fetch, name: 'Fetch', versions: { min: 0, max: 1 }, schemas });

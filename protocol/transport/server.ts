@@ -379,8 +379,8 @@ export class RpcServer {
         // Fetch answers carry record batches: sent by reference, not copied into the frame.
         bytes =
           frame.apiKey === ApiKey.Fetch
-            ? this.protocol.encodeResponseChunks(frame.apiKey, { correlationId: frame.correlationId, body: result as never })
-            : this.protocol.encodeResponse(frame.apiKey, { correlationId: frame.correlationId, body: result as never });
+            ? this.protocol.encodeResponseChunks(frame.apiKey, { correlationId: frame.correlationId, body: result as never }, frame.apiVersion)
+            : this.protocol.encodeResponse(frame.apiKey, { correlationId: frame.correlationId, body: result as never }, frame.apiVersion);
       }
     } catch (error) {
       bytes = this.errorResponse(connection, frame, error);

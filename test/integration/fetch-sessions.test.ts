@@ -22,6 +22,8 @@ import { describePartitions, leaderEndOffset, startDataCluster, waitFullIsr, typ
 const REPLICA_LAG_TIME_MAX_MS = 1500;
 const PARTITIONS = 8;
 const OUTSIDER = 99;
+/** Sessions are Fetch v1. */
+const V1 = { apiVersion: 1 };
 
 let harness: Harness;
 let cluster: DataCluster;
@@ -129,14 +131,14 @@ describe('incremental fetch sessions', { timeout: 180_000 }, () => {
     const conn: RpcConnection = await cluster.connect(leader);
 
     // Epoch 0 opens a session; the full answer carries every partition's record.
-    const opened = await conn.request(ApiKey.Fetch, fetchBody(topic, mine.map((p) => ({ partition: p, fetchOffset: 0 })), { sessionId: 0, sessionEpoch: 0 }));
+    const opened = await conn.request(ApiKey.Fetch, fetchBody(topic, mine.map((p) => ({ partition: p, fetchOffset: 0 })), { sessionId: 0, sessionEpoch: 0 }), V1);
     assert.equal(opened.errorCode ?? 0, 0);
     const sessionId = opened.sessionId ?? 0;
     assert.ok(sessionId > 0, 'no session opened');
     assert.deepEqual([...recordsByPartition(opened).keys()].sort(), [...mine].sort());
 
     // Epoch 1 names the partitions at their new offsets: nothing new, so no partition is answered.
-    const quiet = await conn.request(ApiKey.Fetch, fetchBody(topic, mine.map((p) => ({ partition: p, fetchOffset: 1 })), { sessionId, sessionEpoch: 1 }));
+    const quiet = await conn.request(ApiKey.Fetch, fetchBody(topic, mine.map((p) => ({ partition: p, fetchOffset: 1 })), { sessionId, sessionEpoch: 1 }), V1);
     assert.equal(quiet.errorCode ?? 0, 0);
     assert.equal(quiet.sessionId, sessionId);
     assert.equal(recordsByPartition(quiet).size, 0);
@@ -144,36 +146,36 @@ describe('incremental fetch sessions', { timeout: 180_000 }, () => {
     // A new record in one partition: epoch 2 names no partition, and the answer carries just that one.
     const target = mine[mine.length - 1]!;
     await producer.send({ topic, messages: [{ value: Buffer.from('b'), partition: target }] });
-    const changed = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 2 }));
+    const changed = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 2 }), V1);
     assert.deepEqual([...recordsByPartition(changed)], [[target, 2]]);
 
     // The same epoch again, an unknown id, and the id from another connection are refused.
-    const again = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 2 }));
+    const again = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 2 }), V1);
     assert.equal(again.errorCode, ERRORS.INVALID_FETCH_SESSION_EPOCH.code);
-    const unknown = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId: sessionId + 1, sessionEpoch: 1 }));
+    const unknown = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId: sessionId + 1, sessionEpoch: 1 }), V1);
     assert.equal(unknown.errorCode, ERRORS.FETCH_SESSION_ID_NOT_FOUND.code);
     const other = await cluster.connect(leader);
-    const stolen = await other.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 3 }));
+    const stolen = await other.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 3 }), V1);
     assert.equal(stolen.errorCode, ERRORS.FETCH_SESSION_ID_NOT_FOUND.code);
 
     // The refusals left the session as it was: epoch 3 forgets `target` (still at offset 1 in the
     // session) and moves it to 2; a new record there is not answered, one elsewhere is.
-    const forgot = await conn.request(ApiKey.Fetch, fetchBody(topic, [{ partition: target, fetchOffset: 2 }], { sessionId, sessionEpoch: 3 }));
+    const forgot = await conn.request(ApiKey.Fetch, fetchBody(topic, [{ partition: target, fetchOffset: 2 }], { sessionId, sessionEpoch: 3 }), V1);
     assert.equal(forgot.errorCode ?? 0, 0);
-    const gone = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 4, forget: [target] }));
+    const gone = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 4, forget: [target] }), V1);
     assert.equal(gone.errorCode ?? 0, 0);
     await producer.send({ topic, messages: [{ value: Buffer.from('c'), partition: target }] });
     const other0 = mine[0]!;
     if (other0 !== target) await producer.send({ topic, messages: [{ value: Buffer.from('d'), partition: other0 }] });
-    const after = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 5 }));
+    const after = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 5 }), V1);
     const answered = recordsByPartition(after);
     assert.equal(answered.has(target), false, 'a forgotten partition was answered');
     if (other0 !== target) assert.deepEqual([...answered], [[other0, 2]]);
 
     // Epoch -1 closes it: the next incremental request does not find it.
-    const closed = await conn.request(ApiKey.Fetch, { ...fetchBody(topic, [], { sessionId, sessionEpoch: -1 }), maxWaitMs: 0 });
+    const closed = await conn.request(ApiKey.Fetch, { ...fetchBody(topic, [], { sessionId, sessionEpoch: -1 }), maxWaitMs: 0 }, V1);
     assert.equal(closed.sessionId ?? 0, 0);
-    const afterClose = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 6 }));
+    const afterClose = await conn.request(ApiKey.Fetch, fetchBody(topic, [], { sessionId, sessionEpoch: 6 }), V1);
     assert.equal(afterClose.errorCode, ERRORS.FETCH_SESSION_ID_NOT_FOUND.code);
   });
 
@@ -182,10 +184,22 @@ describe('incremental fetch sessions', { timeout: 180_000 }, () => {
     const conn = await cluster.connect(cluster.brokerIds[0]!);
     const parts = await describePartitions(admin, topic);
     const led = parts.filter((p) => p.leader === cluster.brokerIds[0]).map((p) => p.partition);
-    const r = await conn.request(ApiKey.Fetch, { ...fetchBody(topic, led.map((p) => ({ partition: p, fetchOffset: 0 })), { sessionId: 0, sessionEpoch: 0 }), replicaId: -1, replicaEpoch: -1, maxWaitMs: 0 });
+    const r = await conn.request(ApiKey.Fetch, { ...fetchBody(topic, led.map((p) => ({ partition: p, fetchOffset: 0 })), { sessionId: 0, sessionEpoch: 0 }), replicaId: -1, replicaEpoch: -1, maxWaitMs: 0 }, V1);
     assert.equal(r.sessionId ?? 0, 0);
     // Every named partition is answered, as in any consumer fetch.
     assert.equal(r.responses.reduce((n, t) => n + t.partitions.length, 0), led.length);
+  });
+
+  test('Fetch v0 (an older client) carries no session: a request asking for one is a full fetch', async () => {
+    const topic = 'fs-isr';
+    const parts = await describePartitions(admin, topic);
+    const leader = parts[0]!.leader!;
+    const conn = await cluster.connect(leader);
+    const led = parts.filter((p) => p.leader === leader).map((p) => p.partition);
+    const r = await conn.request(ApiKey.Fetch, { ...fetchBody(topic, led.map((p) => ({ partition: p, fetchOffset: 0 })), { sessionId: 0, sessionEpoch: 0 }), maxWaitMs: 0 });
+    assert.equal(r.sessionId, undefined);
+    assert.equal(r.errorCode, undefined);
+    assert.deepEqual([...recordsByPartition(r).keys()].sort(), [...led].sort());
   });
 
   test('followers keep replicating when the leaders cannot keep their sessions', async () => {

@@ -10,6 +10,8 @@ import { ApiKey, type ApiKeyNumber, type ApiName, type RequestOf, type ResponseO
 
 export interface ApiExample<K extends ApiKeyNumber> {
   readonly apiKey: K;
+  /** The version the example is encoded at; default 0. */
+  readonly apiVersion?: number;
   readonly request: RequestOf<K>;
   readonly response: ResponseOf<K>;
 }
@@ -85,9 +87,6 @@ export const EXAMPLES = {
           ],
         },
       ],
-      sessionId: 1_234_567,
-      sessionEpoch: 9,
-      forgottenTopics: [{ topic: 'payments', partitions: [2, 5] }],
     },
     response: {
       throttleTimeMs: 0,
@@ -118,8 +117,6 @@ export const EXAMPLES = {
           ],
         },
       ],
-      errorCode: 0,
-      sessionId: 1_234_567,
     },
   }),
   ListOffsets: example({
@@ -556,6 +553,73 @@ export const EXAMPLES = {
 } satisfies { readonly [N in ApiName]: ApiExample<(typeof ApiKey)[N]> };
 
 /** The request header every golden request frame uses. */
+/** Examples of versions above an API's first, each pinned as golden/<name>.json too. */
+export const LATER_VERSIONS = {
+  FetchV1: example({
+    apiKey: ApiKey.Fetch,
+    apiVersion: 1,
+    request: {
+      replicaId: 2,
+      replicaEpoch: 17,
+      maxWaitMs: 500,
+      minBytes: 1,
+      maxBytes: 52_428_800,
+      topics: [
+        {
+          topic: 'orders',
+          partitions: [
+            { partition: 0, currentLeaderEpoch: 4, fetchOffset: BIG_OFFSET, lastFetchedEpoch: 3, logStartOffset: 0, partitionMaxBytes: 1_048_576 },
+            {
+              partition: 1,
+              currentLeaderEpoch: -1,
+              fetchOffset: 0,
+              lastFetchedEpoch: -1,
+              logStartOffset: -1,
+              partitionMaxBytes: 1_048_576,
+              minOffset: 99,
+            },
+          ],
+        },
+      ],
+      sessionId: 1_234_567,
+      sessionEpoch: 9,
+      forgottenTopics: [{ topic: 'payments', partitions: [2, 5] }],
+    },
+    response: {
+      throttleTimeMs: 0,
+      responses: [
+        {
+          topic: 'orders',
+          partitions: [
+            {
+              partitionIndex: 0,
+              errorCode: 0,
+              highWatermark: BIG_OFFSET + 5,
+              lastStableOffset: BIG_OFFSET + 5,
+              logStartOffset: 0,
+              preferredReadReplica: -1,
+              records: BATCH,
+            },
+            {
+              partitionIndex: 1,
+              errorCode: 74,
+              highWatermark: -1,
+              lastStableOffset: -1,
+              logStartOffset: -1,
+              divergingEpoch: { epoch: 3, endOffset: 120 },
+              currentLeader: { leaderId: 3, leaderEpoch: 5 },
+              preferredReadReplica: -1,
+              records: null,
+            },
+          ],
+        },
+      ],
+      errorCode: 0,
+      sessionId: 1_234_567,
+    },
+  }),
+} satisfies Record<string, ApiExample<ApiKeyNumber>>;
+
 export const EXAMPLE_HEADER = { apiVersion: 0, correlationId: 42, clientId: 'golden' } as const;
 
 /** A whole-request failure, pinned as its own golden frame. */

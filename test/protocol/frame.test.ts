@@ -119,7 +119,7 @@ test('negative int64 values round trip (response offsets may be -1 or large nega
 
 test('int64 from other msgpack encoders (uint64, int64, float64) reads as numbers; 2^53 and beyond is rejected', () => {
   const frameWith = (offset: unknown) => {
-    const wire = [ApiKey.Fetch, 0, 9, null, [-1, -1, 100, 1, 1024, [['t', [[0, -1, offset, -1, -1, 1024, null]]]], null, null, null]];
+    const wire = [ApiKey.Fetch, 0, 9, null, [-1, -1, 100, 1, 1024, [['t', [[0, -1, offset, -1, -1, 1024, null]]]]]];
     return plainPackr.pack(wire);
   };
   // A uint64 (0xcf) as another client might write it.
@@ -232,7 +232,7 @@ test('a RequestFrameError answers with its own code via encodeErrorResponse', ()
   const error = decodeError(plainPackr.pack([ApiKey.Fetch, 9, 77, null, []]));
   assert.ok(error.correlationId !== undefined);
   const reply = protocol.decodeResponse(ApiKey.Fetch, 0, protocol.encodeErrorResponse(error.correlationId, error));
-  assert.deepEqual(reply, { correlationId: 77, errorCode: 35, errorMessage: 'Fetch version 9 is not supported (this server speaks 0..0)' });
+  assert.deepEqual(reply, { correlationId: 77, errorCode: 35, errorMessage: 'Fetch version 9 is not supported (this server speaks 0..1)' });
 });
 
 test('malformed response envelopes are rejected', () => {
@@ -262,7 +262,8 @@ test('apiVersions lists every registered API with its range', () => {
     versions.map((v) => v.apiKey),
     Object.values(ApiKey).sort((a, b) => a - b),
   );
-  for (const v of versions) assert.deepEqual([v.minVersion, v.maxVersion], [0, 0]);
+  // Fetch v1 added fetch sessions (KIP-227); every other API is at its first version.
+  for (const v of versions) assert.deepEqual([v.minVersion, v.maxVersion], [0, v.apiKey === ApiKey.Fetch ? 1 : 0]);
 });
 
 test('resolveLimits fills defaults and refuses inconsistent limits', () => {

@@ -19,7 +19,7 @@ import {
   encodeResponse,
   type ApiKeyNumber,
 } from '../../protocol/index.js';
-import { EXAMPLES, EXAMPLE_ERROR_RESPONSE, EXAMPLE_HEADER, type ApiExample } from './examples.js';
+import { EXAMPLES, EXAMPLE_ERROR_RESPONSE, EXAMPLE_HEADER, LATER_VERSIONS, type ApiExample } from './examples.js';
 
 // Compiled to dist/test/protocol/, so the sources are three levels up.
 const GOLDEN_DIR = new URL('../../../test/protocol/golden/', import.meta.url);
@@ -46,15 +46,18 @@ function writeGolden(fileName: string, value: unknown): void {
   writeFileSync(new URL(fileName, GOLDEN_DIR), `${JSON.stringify(value, null, 2)}\n`);
 }
 
-for (const [apiName, example] of Object.entries(EXAMPLES) as Array<[string, ApiExample<ApiKeyNumber>]>) {
+const ALL_EXAMPLES = [...Object.entries(EXAMPLES), ...Object.entries(LATER_VERSIONS)] as Array<[string, ApiExample<ApiKeyNumber>]>;
+
+for (const [apiName, example] of ALL_EXAMPLES) {
   test(`golden frames: ${apiName}`, () => {
     const { apiKey } = example;
-    const request = encodeRequest({ apiKey, ...EXAMPLE_HEADER, body: example.request });
-    const response = encodeResponse(apiKey, { correlationId: EXAMPLE_HEADER.correlationId, body: example.response });
+    const header = { ...EXAMPLE_HEADER, apiVersion: example.apiVersion ?? EXAMPLE_HEADER.apiVersion };
+    const request = encodeRequest({ apiKey, ...header, body: example.request });
+    const response = encodeResponse(apiKey, { correlationId: EXAMPLE_HEADER.correlationId, body: example.response }, header.apiVersion);
     const actual: GoldenFile = {
       api: apiName,
       apiKey,
-      apiVersion: EXAMPLE_HEADER.apiVersion,
+      apiVersion: header.apiVersion,
       request: request.toString('hex'),
       response: response.toString('hex'),
     };
@@ -64,7 +67,7 @@ for (const [apiName, example] of Object.entries(EXAMPLES) as Array<[string, ApiE
 
     assert.equal(actual.request, golden.request, `${apiName} request encoding drifted from golden/${fileName}`);
     assert.equal(actual.response, golden.response, `${apiName} response encoding drifted from golden/${fileName}`);
-    assert.deepEqual(decodeRequest(Buffer.from(golden.request, 'hex')), { apiKey, ...EXAMPLE_HEADER, body: example.request });
+    assert.deepEqual(decodeRequest(Buffer.from(golden.request, 'hex')), { apiKey, ...header, body: example.request });
     assert.deepEqual(decodeResponse(apiKey, golden.apiVersion, Buffer.from(golden.response, 'hex')), {
       correlationId: EXAMPLE_HEADER.correlationId,
       body: example.response,
@@ -83,7 +86,7 @@ test('golden frames: whole-request error response', () => {
 });
 
 test('golden frames: one file per API, none stale', () => {
-  const expected = new Set([...API_DEFINITIONS.map((api) => fileNameOf(api.name)), 'error-response.json']);
+  const expected = new Set([...API_DEFINITIONS.map((api) => fileNameOf(api.name)), ...Object.keys(LATER_VERSIONS).map(fileNameOf), 'error-response.json']);
   const present = existsSync(GOLDEN_DIR) ? new Set(readdirSync(GOLDEN_DIR).filter((f) => f.endsWith('.json'))) : new Set<string>();
   assert.deepEqual([...present].sort(), [...expected].sort());
 });

@@ -22,13 +22,18 @@ const TEST_TIMEOUT_MS = 120_000;
 interface Api {
   name: string;
   apiKey: ApiKeyNumber;
+  version: number;
   request: Schema<unknown>;
   response: Schema<unknown>;
 }
-const APIS: Api[] = API_DEFINITIONS.map((definition) => {
+/** Every version of every API. */
+const APIS: Api[] = API_DEFINITIONS.flatMap((definition) => {
   const entry = protocol.api(definition.apiKey);
   assert.ok(entry !== undefined);
-  return { name: definition.name, apiKey: definition.apiKey, request: entry.request, response: entry.response };
+  return entry.byVersion.map((schemas, i) => {
+    const version = entry.versions.min + i;
+    return { name: version === 0 ? definition.name : `${definition.name} v${version}`, apiKey: definition.apiKey, version, request: schemas.request, response: schemas.response };
+  });
 });
 
 /** Decoding must return or throw a TributaryError; anything else fails the property. */
@@ -56,7 +61,7 @@ for (const api of APIS) {
     fc.assert(
       fc.property(arbitraryFor(api.request), fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), (body, correlationId) => {
         // The arbitrary produces values of the schema's type; the registry's types cannot see that.
-        const frame = { apiKey: api.apiKey, apiVersion: 0, correlationId, body } as Parameters<Protocol['encodeRequest']>[0];
+        const frame = { apiKey: api.apiKey, apiVersion: api.version, correlationId, body } as Parameters<Protocol['encodeRequest']>[0];
         assert.deepEqual(protocol.decodeRequest(protocol.encodeRequest(frame)), frame);
       }),
       { numRuns: RUNS },
@@ -64,7 +69,7 @@ for (const api of APIS) {
     fc.assert(
       fc.property(arbitraryFor(api.response), (body) => {
         const frame = { correlationId: 1, body } as Parameters<Protocol['encodeResponse']>[1];
-        assert.deepEqual(protocol.decodeResponse(api.apiKey, 0, protocol.encodeResponse(api.apiKey, frame)), frame);
+        assert.deepEqual(protocol.decodeResponse(api.apiKey, api.version, protocol.encodeResponse(api.apiKey, frame, api.version)), frame);
       }),
       { numRuns: RUNS },
     );
@@ -81,9 +86,9 @@ for (const api of APIS) {
           assert.ok(site !== undefined);
           const wrong = site.wrongValues[wrongSeed % site.wrongValues.length];
           const mutated = replaceAt(wire, site.indexes, wrong);
-          const frame = side === 'request' ? plainPackr.pack([api.apiKey, 0, 3, null, mutated]) : plainPackr.pack([3, null, null, mutated]);
+          const frame = side === 'request' ? plainPackr.pack([api.apiKey, api.version, 3, null, mutated]) : plainPackr.pack([3, null, null, mutated]);
           const error = throwsTributaryError(() =>
-            side === 'request' ? protocol.decodeRequest(frame) : protocol.decodeResponse(api.apiKey, 0, frame),
+            side === 'request' ? protocol.decodeRequest(frame) : protocol.decodeResponse(api.apiKey, api.version, frame),
           );
           if (frame.byteLength > protocol.limits.frameBytesMax) {
             assert.equal(error.code, 'MESSAGE_TOO_LARGE');
@@ -104,12 +109,12 @@ for (const api of APIS) {
   test(`property: truncated ${api.name} frames always fail with a TributaryError`, { timeout: TEST_TIMEOUT_MS }, () => {
     fc.assert(
       fc.property(arbitraryFor(api.request), arbitraryFor(api.response), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (request, response, cut) => {
-        const requestFrame = protocol.encodeRequest({ apiKey: api.apiKey, apiVersion: 0, correlationId: 1, body: request } as Parameters<Protocol['encodeRequest']>[0]);
-        const responseFrame = protocol.encodeResponse(api.apiKey, { correlationId: 1, body: response } as Parameters<Protocol['encodeResponse']>[1]);
+        const requestFrame = protocol.encodeRequest({ apiKey: api.apiKey, apiVersion: api.version, correlationId: 1, body: request } as Parameters<Protocol['encodeRequest']>[0]);
+        const responseFrame = protocol.encodeResponse(api.apiKey, { correlationId: 1, body: response } as Parameters<Protocol['encodeResponse']>[1], api.version);
         const truncatedRequest = requestFrame.subarray(0, Math.floor(requestFrame.length * cut));
         const truncatedResponse = responseFrame.subarray(0, Math.floor(responseFrame.length * cut));
         throwsTributaryError(() => protocol.decodeRequest(truncatedRequest));
-        throwsTributaryError(() => protocol.decodeResponse(api.apiKey, 0, truncatedResponse));
+        throwsTributaryError(() => protocol.decodeResponse(api.apiKey, api.version, truncatedResponse));
       }),
       { numRuns: RUNS },
     );

@@ -14,7 +14,7 @@ import type { BrokerConfig } from '../../broker/config.js';
 import type { ControllerLink } from '../../broker/controller-link.js';
 import { Partition } from '../../broker/replica-manager.js';
 import { ReplicaFetcher } from '../../broker/replication/replica-fetcher.js';
-import { ApiKey, ERRORS, type FetchRequest, type FetchResponse } from '../../protocol/index.js';
+import { ApiKey, ERRORS, Protocol, type FetchRequest, type FetchResponse } from '../../protocol/index.js';
 import { stampBatch } from '../../protocol/record-batch.js';
 import { RpcServer, handler } from '../../protocol/transport/index.js';
 import { waitFor } from '../../common/wait.js';
@@ -128,4 +128,46 @@ test('a follower opens a session, names only what moved, forgets, and starts ove
   assert.deepEqual(named(r5), {});
   assert.deepEqual(forgotten(r5), []);
   assert.ok(appended.includes(`${TOPIC}-0`));
+});
+
+test('a leader that speaks only Fetch v0 gets full fetches without a session', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-fetcher-v0-'));
+  const parts = [0, 1].map((i) => {
+    const part = new Partition(TOPIC, i, openLog(`${dir}/${TOPIC}-${i}`));
+    part.leaderId = LEADER;
+    part.leaderEpoch = 0;
+    return part;
+  });
+  // An older build's codec: Fetch versions 0..0, so a v1 request is refused with UNSUPPORTED_VERSION.
+  const protocol = new Protocol();
+  (protocol.api(ApiKey.Fetch) as { versions: { min: number; max: number } }).versions = { min: 0, max: 0 };
+  const seen: Array<{ version: number; body: FetchRequest }> = [];
+  const server = new RpcServer({
+    host: '127.0.0.1',
+    port: 0,
+    protocol,
+    logger: { debug: () => undefined, warn: () => undefined, error: () => undefined },
+    handlers: new Map([
+      handler(ApiKey.Fetch, (body, ctx) => {
+        seen.push({ version: ctx.apiVersion, body });
+        return answer([]);
+      }),
+    ]),
+  });
+  await server.listen();
+  const config = { brokerId: 2, replicaFetchWaitMaxMs: 100, replicaFetchMaxBytes: 1024 * 1024 } as BrokerConfig;
+  const fetcher = new ReplicaFetcher(LEADER, server.url, config, { brokerEpoch: 5 } as unknown as ControllerLink, pino({ level: 'silent' }), () => undefined);
+  t.after(async () => {
+    fetcher.stop();
+    await server.close();
+    for (const p of parts) p.log.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  fetcher.setPartitions(parts);
+  fetcher.start();
+  await waitFor('three v0 fetches', () => seen.length >= 3, { timeoutMs: 10_000 });
+  for (const { version, body } of seen.slice(0, 3)) {
+    assert.equal(version, 0);
+    assert.deepEqual(named(body), { 0: 0, 1: 0 }, 'without a session every request names every partition');
+  }
 });
