@@ -558,65 +558,8 @@ export const LATER_VERSIONS = {
   FetchV1: example({
     apiKey: ApiKey.Fetch,
     apiVersion: 1,
-    request: {
-      replicaId: 2,
-      replicaEpoch: 17,
-      maxWaitMs: 500,
-      minBytes: 1,
-      maxBytes: 52_428_800,
-      topics: [
-        {
-          topic: 'orders',
-          partitions: [
-            { partition: 0, currentLeaderEpoch: 4, fetchOffset: BIG_OFFSET, lastFetchedEpoch: 3, logStartOffset: 0, partitionMaxBytes: 1_048_576 },
-            {
-              partition: 1,
-              currentLeaderEpoch: -1,
-              fetchOffset: 0,
-              lastFetchedEpoch: -1,
-              logStartOffset: -1,
-              partitionMaxBytes: 1_048_576,
-              minOffset: 99,
-            },
-          ],
-        },
-      ],
-      sessionId: 1_234_567,
-      sessionEpoch: 9,
-      forgottenTopics: [{ topic: 'payments', partitions: [2, 5] }],
-    },
-    response: {
-      throttleTimeMs: 0,
-      responses: [
-        {
-          topic: 'orders',
-          partitions: [
-            {
-              partitionIndex: 0,
-              errorCode: 0,
-              highWatermark: BIG_OFFSET + 5,
-              lastStableOffset: BIG_OFFSET + 5,
-              logStartOffset: 0,
-              preferredReadReplica: -1,
-              records: BATCH,
-            },
-            {
-              partitionIndex: 1,
-              errorCode: 74,
-              highWatermark: -1,
-              lastStableOffset: -1,
-              logStartOffset: -1,
-              divergingEpoch: { epoch: 3, endOffset: 120 },
-              currentLeader: { leaderId: 3, leaderEpoch: 5 },
-              preferredReadReplica: -1,
-              records: null,
-            },
-          ],
-        },
-      ],
-      errorCode: 0,
-      sessionId: 1_234_567,
-    },
+    request: { ...EXAMPLES.Fetch.request, sessionId: 1_234_567, sessionEpoch: 9, forgottenTopics: [{ topic: 'payments', partitions: [2, 5] }] },
+    response: { ...EXAMPLES.Fetch.response, errorCode: 0, sessionId: 1_234_567 },
   }),
 } satisfies Record<string, ApiExample<ApiKeyNumber>>;
 
