@@ -45,6 +45,8 @@ interface FetchPass {
   readonly waitable: Partition[];
   /** Some partition could still have news worth waiting for (not every one answered an error). */
   canWait: boolean;
+  /** Partitions answered with an error or a diverging epoch. */
+  errors: number;
   highWatermarkNews: boolean;
 }
 type ProducePartitionResponse = ProduceResponse['responses'][number]['partitionResponses'][number];
@@ -271,6 +273,8 @@ export class ReplicaManager {
         part.producers = rebuildProducerState(part.log);
         this.logger.info({ partition: part.key, leaderEpoch: p.leaderEpoch, logEndOffset: part.log.logEndOffset, producers: part.producers.size }, 'became leader');
         this.advanceHighWatermark(part);
+        // Parked fetches that named this epoch before we knew it answer now, not at their deadline.
+        part.wakeFetchWaiters();
       } else if (p.partitionEpoch !== part.partitionEpoch) {
         part.leaderState!.replicas = p.replicas;
         if (part.leaderState!.onIsrCommitted(p.isr, p.partitionEpoch, part.log.logEndOffset)) this.onHighWatermarkMoved(part);
@@ -589,7 +593,9 @@ export class ReplicaManager {
         const remaining = deadline - now;
         if (pass.highWatermarkNews && newsDueAt === Infinity) newsDueAt = now + this.config.replicaHighWatermarkLingerMs;
         const newsDue = pass.highWatermarkNews && now >= newsDueAt;
-        const done = pass.bytes >= Math.max(1, request.minBytes) || newsDue || remaining <= 0 || !pass.canWait || signal.aborted || this.closed;
+        // A follower hears of an error or a divergence at once (Kafka completes a delayed fetch on
+        // one): it must truncate, or find the new leader, before fetching again.
+        const done = pass.bytes >= Math.max(1, request.minBytes) || newsDue || remaining <= 0 || !pass.canWait || (isFollower && pass.errors > 0) || signal.aborted || this.closed;
         if (done || this.fetchesWaiting >= this.config.fetchPurgatoryMax) {
           if (done && remaining <= 0) this.finalizeMinOffset(request, pass.results);
           // Grouped before the high watermarks are noted as sent: a follower's answer keeps the
@@ -694,7 +700,7 @@ export class ReplicaManager {
    */
   private readFetch(request: FetchRequest, from: FetchSession | readonly FetchTarget[], first: boolean): FetchPass {
     const isFollower = request.replicaId >= 0;
-    const pass: FetchPass = { results: [], bytes: 0, waitable: [], canWait: false, highWatermarkNews: false };
+    const pass: FetchPass = { results: [], bytes: 0, waitable: [], canWait: false, errors: 0, highWatermarkNews: false };
     let budget = request.maxBytes;
     let errors = 0;
     const now = this.clock.monotonicMs();
@@ -744,7 +750,10 @@ export class ReplicaManager {
               continue;
             }
           }
-          if (first && part.leaderState!.onFollowerFetch(request.replicaId, target.fetchOffset, log.logEndOffset, now)) this.onHighWatermarkMoved(part);
+          if (first || target.reportedTo !== part.leaderState) {
+            target.reportedTo = part.leaderState!;
+            if (part.leaderState!.onFollowerFetch(request.replicaId, target.fetchOffset, log.logEndOffset, now)) this.onHighWatermarkMoved(part);
+          }
           if (part.leaderState!.followerMissesHighWatermark(request.replicaId)) pass.highWatermarkNews = true;
           maxOffset = log.logEndOffset;
         } else {
@@ -787,6 +796,7 @@ export class ReplicaManager {
       }
     }
     pass.canWait = session !== undefined ? session.targets.size > errors : pass.waitable.length > 0;
+    pass.errors = errors;
     return pass;
   }
 
@@ -828,13 +838,13 @@ export class ReplicaManager {
     await this.cleaner.close();
     for (const f of this.fetchers.values()) f.stop();
     this.fetchers.clear();
-    this.fetchSessions.clear();
     for (const part of this.partitions.values()) {
       this.failWaiters(part, 'NOT_LEADER_OR_FOLLOWER');
-      part.wakeFetchWaiters();
+      part.wakeFetchWaiters(); // parked fetches, sessions' ones too, answer (closed) now
       part.log.checkpointHighWatermark();
       part.log.close();
     }
+    this.fetchSessions.clear();
     this.partitions.clear();
   }
 }

@@ -40,6 +40,12 @@ export interface FetchTarget {
   session?: FetchSession;
   /** The partition it listens to (for appends, high-watermark moves, leadership changes), if any. */
   watched?: WatchedPartition;
+  /**
+   * The leader state this target's fetch offset was last reported to (LeaderState.onFollowerFetch).
+   * A target first answered with an error, then served on a later pass of the same request, is
+   * reported then: nothing else would report it while it stays quiet.
+   */
+  reportedTo?: object;
 }
 
 /** A partition a session's target listens to: the replica manager's Partition. */
@@ -77,6 +83,8 @@ export class FetchSession {
   }
 
   add(target: FetchTarget): void {
+    // A request naming a partition twice: the later entry replaces the earlier one everywhere.
+    if (this.targets.get(target.key) !== undefined) this.forget(target.key);
     target.session = this;
     this.targets.set(target.key, target);
     this.pending.add(target);
@@ -100,6 +108,8 @@ export class FetchSession {
   moveToBack(target: FetchTarget): void {
     this.targets.delete(target.key);
     this.targets.set(target.key, target);
+    // Passes visit `pending` in its order: that is the order that shares out maxBytes.
+    if (this.pending.delete(target)) this.pending.add(target);
   }
 }
 
@@ -193,6 +203,7 @@ export class FetchSessionCache {
         had.minOffset = t.minOffset;
         had.fresh = true;
         had.settled = false;
+        delete had.reportedTo;
         session.pending.add(had);
       }
     }
