@@ -3,8 +3,9 @@
  * partition the two brokers share; without a session each long poll would name them all and the
  * leader would re-read them all, so a fetch would cost as much as the partitions shared, not as
  * much as those that changed. With a session the leader keeps each partition's fetch state, a
- * request names only the partitions whose state changed, and a pass over the session visits the
- * quiet ones with a few comparisons (replica-manager.ts).
+ * request names only the partitions whose state changed, and a pass visits only the `pending`
+ * targets: those named, those whose partition told the session of news (Partition.wakeFetchWaiters),
+ * and those not settled (replica-manager.ts). Wire format: Fetch v1 (protocol/apis/fetch.ts).
  *
  * The rules of the wire (protocol/apis/fetch.ts):
  * - epoch -1 (or absent): a full fetch without a session; a given session id is closed.
