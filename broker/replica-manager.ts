@@ -702,7 +702,6 @@ export class ReplicaManager {
     const isFollower = request.replicaId >= 0;
     const pass: FetchPass = { results: [], bytes: 0, waitable: [], canWait: false, errors: 0, highWatermarkNews: false };
     let budget = request.maxBytes;
-    let errors = 0;
     const now = this.clock.monotonicMs();
     const leading = this.link.hasLease();
     const session = from instanceof FetchSession ? from : undefined;
@@ -712,8 +711,8 @@ export class ReplicaManager {
       session.pending.clear();
     }
     for (const target of targets) {
+      const part = this.partitions.get(target.key);
       if (session !== undefined) {
-        const part = this.partitions.get(target.key);
         if (part !== undefined) part.watch(target);
         if (!target.fresh && target.settled && leading) {
           const state = part?.leaderState;
@@ -726,7 +725,6 @@ export class ReplicaManager {
       pass.results.push({ target, out });
       target.fresh = false;
       try {
-        const part = this.partitions.get(target.key);
         if (part === undefined) {
           const known = this.link.image.topics.get(target.topic)?.partitions[target.partition] !== undefined;
           throw new TributaryError(known ? 'NOT_LEADER_OR_FOLLOWER' : 'UNKNOWN_TOPIC_OR_PARTITION', known ? `broker ${this.config.brokerId} does not host ${target.key}` : `${target.key} does not exist`);
@@ -746,7 +744,7 @@ export class ReplicaManager {
               out.lastStableOffset = log.highWatermark;
               out.logStartOffset = log.logStartOffset;
               target.settled = false;
-              errors++;
+              pass.errors++;
               continue;
             }
           }
@@ -783,20 +781,18 @@ export class ReplicaManager {
         if (!isFollower) this.metrics.bytesOut.inc(records.length);
       } catch (error) {
         target.settled = false;
-        errors++;
+        pass.errors++;
         out.errorCode = error instanceof TributaryError ? error.errorCode : ERRORS.UNKNOWN_SERVER_ERROR.code;
         if (!(error instanceof TributaryError)) this.logger.error({ err: error }, 'fetch failed');
       } finally {
         // Still something to say (an error, records past the follower's offset, a high watermark
         // it has not been sent): look again on the next pass.
         if (session !== undefined) {
-          const part = this.partitions.get(target.key);
           if (!target.settled || part === undefined || part.log.logEndOffset !== target.fetchOffset || part.leaderState?.followerMissesHighWatermark(request.replicaId) !== false) session.pending.add(target);
         }
       }
     }
-    pass.canWait = session !== undefined ? session.targets.size > errors : pass.waitable.length > 0;
-    pass.errors = errors;
+    pass.canWait = session !== undefined ? session.targets.size > pass.errors : pass.waitable.length > 0;
     return pass;
   }
 
